@@ -1,0 +1,90 @@
+"""LeNet-5 and an MLP, with PyTorch's state_dict keys and the timm-style transfer API:
+``forward_features`` (the representation before the head), ``head`` and
+``reset_classifier(num_classes)``."""
+from __future__ import annotations
+
+from . import nn
+
+
+class _Classifier(nn.Module):
+    """Shared transfer API; subclasses define ``forward_features`` and ``head``."""
+
+    def forward(self, x):
+        return self.head(self.forward_features(x))
+
+    def forward_head(self, features):
+        """Logits from the representation ``forward_features`` returns."""
+        return self.head(features)
+
+    def reset_classifier(self, num_classes: int):
+        """Replace the last Linear with a freshly initialised one for ``num_classes``."""
+        old = self.head
+        self.body[len(self.body) - 1] = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+        self.num_classes = num_classes
+        return self
+
+
+class LeNet(_Classifier):
+    """LeNet-5: two conv/pool stages, then 400 -> 120 -> 84 -> classes.
+
+    With ``input_size=28`` the first conv pads by 2 so 28x28 images give the
+    classic 5x5x16 = 400 features; use ``input_size=32`` for unpadded 32x32.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, input_size: int = 28):
+        super().__init__()
+        if input_size not in (28, 32):
+            raise ValueError(f"LeNet supports input_size 28 or 32, got {input_size}")
+        self.in_channels, self.num_classes, self.input_size = in_channels, num_classes, input_size
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, 5, padding=2 if input_size == 28 else 0), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes),
+        )
+
+    @property
+    def body(self):
+        return self.classifier
+
+    @property
+    def head(self):
+        return self.classifier[4]
+
+    def forward_features(self, x):
+        """The 84-wide representation the head reads."""
+        s = self.input_size
+        if x.ndim != 4 or x.shape[1:] != (self.in_channels, s, s):
+            raise ValueError(f"LeNet expects input (N, {self.in_channels}, {s}, {s}), got shape {x.shape}")
+        x = self.features(x).flatten(1)
+        return self.classifier[:4](x)
+
+
+class MLP(_Classifier):
+    """Linear/ReLU stack over flattened inputs: in -> hidden... -> classes."""
+
+    def __init__(self, in_features: int = 784, hidden=(256, 128), num_classes: int = 10):
+        super().__init__()
+        self.in_features, self.num_classes = in_features, num_classes
+        layers, width = [], in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    @property
+    def body(self):
+        return self.layers
+
+    @property
+    def head(self):
+        return self.layers[len(self.layers) - 1]
+
+    def forward_features(self, x):
+        """The last hidden representation (input flattened from dim 1)."""
+        x = x.flatten(1) if x.ndim > 2 else x
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"MLP expects {self.in_features} input features, got input of shape {x.shape}")
+        return self.layers[: len(self.layers) - 1](x)

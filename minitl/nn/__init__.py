@@ -1,0 +1,11 @@
+"""Neural-network building blocks."""
+from . import functional, init
+from .layers import (AvgPool2d, Conv2d, Dropout, Flatten, Identity, Linear, MaxPool2d, ReLU, Sequential,
+                     Sigmoid, Tanh)
+from .module import LoadReport, Module
+from .parameter import Parameter
+
+__all__ = [
+    "functional", "init", "Module", "Parameter", "LoadReport", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d",
+    "ReLU", "Tanh", "Sigmoid", "Flatten", "Dropout", "Identity", "Sequential",
+]

@@ -1,0 +1,194 @@
+"""Functions with PyTorch's argument names and weight layouts.
+
+Each checks its arguments (a wrong shape is a ``ValueError`` naming both
+shapes, never a crash inside NumPy), normalises the geometry, and hands the
+raw work to :mod:`minitl.ops.fused`, which calls the kernel dispatch point.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import random as _random
+from ..backend import xp_for
+from ..kernels.reference import ACTIVATIONS, conv_output_size
+from ..ops import fused
+from ..ops.elementwise import Relu, Sigmoid, Tanh
+from ..tensor import Tensor
+
+
+def _pair(v, name):
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(i) for i in v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair, got {v}")
+    return v
+
+
+def _check_activation(activation):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+
+
+def _where(layer):
+    return f"{layer}: " if layer else ""
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation=None, layer: str = ""):
+    """act(x @ weight.T + bias); weight is (out_features, in_features)."""
+    _check_activation(activation)
+    if weight.ndim != 2:
+        raise ValueError(f"{_where(layer)}linear weight must be 2-D (out, in), got shape {weight.shape}")
+    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"{_where(layer)}linear expects inputs with {weight.shape[1]} features (weight {weight.shape}), "
+            f"got input of shape {x.shape}"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"{_where(layer)}linear bias must have shape {(weight.shape[0],)}, got {bias.shape}")
+    lead = x.shape[:-1]
+    x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+    y = fused.Linear.apply(x2, weight, bias, activation=activation)
+    return y if x.ndim == 2 else y.reshape(*lead, weight.shape[0])
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, activation=None,
+           layer: str = ""):
+    """2-D convolution (cross-correlation); x (N, C, H, W), weight (O, C, kh, kw)."""
+    _check_activation(activation)
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    if x.ndim != 4:
+        raise ValueError(f"{_where(layer)}conv2d expects input (N, C, H, W), got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"{_where(layer)}conv2d weight must be (O, C, kh, kw), got shape {weight.shape}")
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"{_where(layer)}conv2d expects {weight.shape[1]} input channels (weight {weight.shape}), "
+            f"got input of shape {x.shape}"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"{_where(layer)}conv2d bias must have shape {(weight.shape[0],)}, got {bias.shape}")
+    if min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"{_where(layer)}conv2d needs stride >= 1 and padding >= 0, got {stride}, {padding}")
+    kh, kw = weight.shape[2:]
+    if conv_output_size(x.shape[2], kh, stride[0], padding[0]) < 1 or \
+            conv_output_size(x.shape[3], kw, stride[1], padding[1]) < 1:
+        raise ValueError(
+            f"{_where(layer)}conv2d kernel {(kh, kw)} with padding {padding} does not fit input of shape {x.shape}"
+        )
+    return fused.Conv2d.apply(x, weight, bias, stride=stride, padding=padding, activation=activation)
+
+
+def _pool_args(x, kernel_size, stride, name):
+    kernel_size = _pair(kernel_size, "kernel_size")
+    stride = kernel_size if stride is None else _pair(stride, "stride")
+    if x.ndim != 4:
+        raise ValueError(f"{name} expects input (N, C, H, W), got shape {x.shape}")
+    if min(kernel_size) < 1 or min(stride) < 1:
+        raise ValueError(f"{name} needs kernel_size and stride >= 1, got {kernel_size}, {stride}")
+    if kernel_size[0] > x.shape[2] or kernel_size[1] > x.shape[3]:
+        raise ValueError(f"{name} window {kernel_size} is larger than the input of shape {x.shape}")
+    return kernel_size, stride
+
+
+def max_pool2d(x: Tensor, kernel_size, stride=None):
+    """Max over windows (no padding; stride defaults to kernel_size)."""
+    kernel_size, stride = _pool_args(x, kernel_size, stride, "max_pool2d")
+    return fused.MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride)
+
+
+def avg_pool2d(x: Tensor, kernel_size, stride=None):
+    """Mean over windows (no padding; stride defaults to kernel_size)."""
+    kernel_size, stride = _pool_args(x, kernel_size, stride, "avg_pool2d")
+    return fused.AvgPool2d.apply(x, kernel_size=kernel_size, stride=stride)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0)."""
+    return Relu.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent."""
+    return Tanh.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)), computed without overflow."""
+    return Sigmoid.apply(x)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) normalised along ``axis``."""
+    return fused.Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log(softmax(x)), computed stably."""
+    return fused.LogSoftmax.apply(x, axis=axis)
+
+
+def _reduce(losses: Tensor, reduction: str):
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    if reduction == "none":
+        return losses
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _targets(logits: Tensor, target, name: str):
+    """Class-index targets as an int64 array on the logits' device, range-checked."""
+    t = target.data if isinstance(target, Tensor) else target
+    t = xp_for(logits.device).asarray(t)
+    if logits.ndim != 2:
+        raise ValueError(f"{name} expects logits of shape (N, C), got {logits.shape}")
+    if t.ndim != 1 or t.shape[0] != logits.shape[0]:
+        raise ValueError(f"{name}: target must have shape ({logits.shape[0]},) for logits {logits.shape}, got {tuple(t.shape)}")
+    if t.dtype.kind not in "iu":
+        raise ValueError(f"{name}: target must hold integer class indices, got dtype {t.dtype}")
+    if t.size:
+        lo, hi = int(t.min()), int(t.max())
+        if lo < 0 or hi >= logits.shape[1]:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{name}: class index {bad} is out of range for {logits.shape[1]} classes")
+    return t.astype(np.int64, copy=False)
+
+
+def cross_entropy(logits: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0):
+    """Softmax cross-entropy of (N, C) logits with class indices, fused and stable."""
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    t = _targets(logits, target, "cross_entropy")
+    return _reduce(fused.CrossEntropy.apply(logits, t, label_smoothing=float(label_smoothing)), reduction)
+
+
+def nll_loss(log_probs: Tensor, target, reduction: str = "mean"):
+    """Negative log-likelihood of (N, C) log-probabilities at the target classes."""
+    t = _targets(log_probs, target, "nll_loss")
+    picked = log_probs[xp_for(log_probs.device).arange(log_probs.shape[0]), t]
+    return _reduce(-picked, reduction)
+
+
+def mse_loss(input: Tensor, target, reduction: str = "mean"):
+    """Mean squared error."""
+    if not isinstance(target, Tensor):
+        target = Tensor(target, dtype=input.dtype, device=input.device)
+    if input.shape != target.shape:
+        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    keep = _random.generator().random(x.shape) >= p
+    mask = xp_for(x.device).asarray(keep.astype(x.dtype) / (1.0 - p))
+    return x * Tensor._make(mask)

@@ -1,0 +1,171 @@
+"""The everyday layers. Linear and Conv2d accept ``activation=`` so that a
+Sequential can run "layer then ReLU" as one fused kernel call."""
+from __future__ import annotations
+
+from . import functional as F
+from .init import bias_uniform, kaiming_uniform
+from .module import Module
+from .parameter import Parameter
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias; weight (out_features, in_features)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        shape = (out_features, in_features)
+        self.weight = Parameter(kaiming_uniform(shape))
+        self.register_parameter("bias", Parameter(bias_uniform(out_features, shape)) if bias else None)
+
+    def forward(self, x, activation=None):
+        return F.linear(x, self.weight, self.bias, activation=activation, layer=self._label())
+
+    def _label(self):
+        return f"Linear({self.in_features}, {self.out_features})"
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class Conv2d(Module):
+    """2-D convolution; weight (out_channels, in_channels, kh, kw)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
+        super().__init__()
+        kh, kw = F._pair(kernel_size, "kernel_size")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = (kh, kw), F._pair(stride, "stride"), F._pair(padding, "padding")
+        shape = (out_channels, in_channels, kh, kw)
+        self.weight = Parameter(kaiming_uniform(shape))
+        self.register_parameter("bias", Parameter(bias_uniform(out_channels, shape)) if bias else None)
+
+    def forward(self, x, activation=None):
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, activation=activation,
+                        layer=self._label())
+
+    def _label(self):
+        return f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size})"
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"
+
+
+class AvgPool2d(MaxPool2d):
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride)
+
+
+class ReLU(Module):
+    activation = "relu"
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Tanh(Module):
+    activation = "tanh"
+
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    activation = "sigmoid"
+
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Flatten(Module):
+    """Merge every dimension from ``start_dim`` on (the batch stays)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim, self.end_dim)
+
+
+class Dropout(Module):
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Identity(Module):
+    def forward(self, x):
+        return x
+
+
+_FUSABLE = (Linear, Conv2d)
+_ACTIVATIONS = (ReLU, Tanh, Sigmoid)
+
+
+class Sequential(Module):
+    """Layers called in order; indexable and sliceable (a slice is a Sequential
+    sharing the same layers, keeping their original names)."""
+
+    def __init__(self, *layers, names=None):
+        super().__init__()
+        names = names or [str(i) for i in range(len(layers))]
+        for name, layer in zip(names, layers):
+            setattr(self, name, layer)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, idx):
+        items = list(self._modules.items())
+        if isinstance(idx, slice):
+            chosen = items[idx]
+            return Sequential(*[m for _, m in chosen], names=[n for n, _ in chosen])
+        return items[idx][1]
+
+    def __setitem__(self, idx, module):
+        name = list(self._modules)[idx]
+        setattr(self, name, module)
+
+    def append(self, module):
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def forward(self, x):
+        layers = list(self._modules.values())
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            # Layer + activation run as one fused kernel call; the state_dict is unchanged.
+            if isinstance(layer, _FUSABLE) and type(nxt) in _ACTIVATIONS:
+                x = layer(x, activation=nxt.activation)
+                i += 2
+            else:
+                x = layer(x)
+                i += 1
+        return x

@@ -1,0 +1,204 @@
+"""``Tensor``: an array (NumPy on the CPU, CuPy on the GPU) plus its place in the graph."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend
+from .function import run_backward
+
+DEFAULT_FLOAT = np.float32
+
+
+class Tensor:
+    """An n-dimensional array that can record the ops applied to it for backward.
+
+    ``data`` is the raw array; ``grad`` is a Tensor (or None) filled by
+    :meth:`backward`. Tensors made by ops hold ``_fn``/``_ctx``/``_parents``,
+    the node that produced them; leaves hold None there.
+    """
+
+    __slots__ = ("data", "requires_grad", "grad", "_fn", "_ctx", "_parents", "__weakref__", "__dict__")
+    __array_priority__ = 1000  # numpy_array + tensor defers to Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None, device: str | None = None):
+        self.data = _as_array(data, dtype, device)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.data.dtype}")
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._fn = None
+        self._ctx = None
+        self._parents = ()
+
+    @classmethod
+    def _make(cls, array, requires_grad: bool = False) -> "Tensor":
+        """Wrap an array produced by an op without copying or converting it."""
+        t = Tensor.__new__(Tensor)
+        t.data = array
+        t.requires_grad = requires_grad
+        t.grad = None
+        t._fn = None
+        t._ctx = None
+        t._parents = ()
+        return t
+
+    # ------------------------------------------------------------ properties
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return backend.device_of(self.data)
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._fn is None
+
+    @property
+    def T(self) -> "Tensor":
+        return self.transpose()
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        dev = ", device='cuda'" if self.device == "cuda" else ""
+        body = np.array2string(self.numpy(), separator=", ", precision=4, threshold=20)
+        return f"tensor({body}, dtype={self.dtype}{dev}{grad})"
+
+    # ------------------------------------------------------------ conversion
+    def numpy(self) -> np.ndarray:
+        """The values as a NumPy array (copied from the GPU when needed)."""
+        return backend.to_device(self.data, "cpu")
+
+    def item(self):
+        """The single value of a one-element tensor as a Python number."""
+        if self.size != 1:
+            raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        """Nested Python lists of the values."""
+        return self.numpy().tolist()
+
+    def to(self, device) -> "Tensor":
+        """This tensor on ``device``; differentiable, a no-op when already there."""
+        device = backend.normalize_device(device)
+        if device == self.device:
+            return self
+        from .ops.shape import ToDevice
+
+        return ToDevice.apply(self, device=device)
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self) -> "Tensor":
+        return self.to("cuda")
+
+    def astype(self, dtype) -> "Tensor":
+        """A copy with another dtype (differentiable between float types)."""
+        from .ops.shape import AsType
+
+        return AsType.apply(self, dtype=np.dtype(dtype))
+
+    def float(self) -> "Tensor":
+        return self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.astype(np.float64)
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph."""
+        return Tensor._make(self.data)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Set ``requires_grad`` in place (leaves only) and return self."""
+        if not requires_grad and self._fn is not None:
+            raise RuntimeError("requires_grad_(False) is only allowed on leaf tensors; use detach()")
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
+        self.requires_grad = requires_grad
+        return self
+
+    # -------------------------------------------------------------- autograd
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        ``grad`` may be omitted only for a one-element tensor (it is then 1).
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad (it has no graph)")
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(
+                    f"backward() without a gradient needs a one-element tensor, got shape {self.shape}; "
+                    "pass grad= of the same shape"
+                )
+            g = backend.get_array_module(self.data).ones_like(self.data)
+        else:
+            g = grad.data if isinstance(grad, Tensor) else _as_array(grad, self.dtype, self.device)
+            if tuple(g.shape) != self.shape:
+                raise ValueError(f"backward(): grad has shape {tuple(g.shape)}, tensor has shape {self.shape}")
+            g = g.astype(self.dtype, copy=False)
+        run_backward(self, g, retain_graph=retain_graph)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+
+def _as_array(data, dtype=None, device=None):
+    """Convert ``data`` to an array on ``device``; Python floats default to float32."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if device is None:
+        device = backend.device_of(data)
+    device = backend.normalize_device(device)
+    xp = backend.xp_for(device)
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+    if backend.is_cupy_array(data) or isinstance(data, np.ndarray):
+        arr = backend.to_device(data, device)
+    else:
+        arr = np.asarray(data)
+        # PyTorch's rule: Python floats become float32 (arrays keep their dtype).
+        if dtype is None and arr.dtype == np.float64:
+            arr = arr.astype(DEFAULT_FLOAT)
+        arr = backend.to_device(arr, device) if device == "cuda" else arr
+    if dtype is not None and arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"unsupported dtype {arr.dtype}; minitl tensors hold numbers or booleans")
+    return xp.asarray(arr)
+
+
+def tensor(data, requires_grad: bool = False, dtype=None, device: str = "cpu") -> Tensor:
+    """Make a leaf tensor from a list, scalar, NumPy/CuPy array or Tensor (copied)."""
+    t = Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+    if t.data is data or (isinstance(data, Tensor) and t.data is data.data):
+        t.data = t.data.copy()
+    return t
+
+
+def _install_operators():
+    """Attach the operators and methods defined in ``minitl.ops`` to Tensor."""
+    from . import ops
+
+    ops.install(Tensor)
+
+
+_install_operators()
