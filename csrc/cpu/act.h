@@ -1,0 +1,116 @@
+// Activation epilogues shared by linear and conv: bias + activation forward,
+// and the gradient through the activation taken from its output y.
+#pragma once
+
+#include <cmath>
+#include <cstring>
+
+#include "common.h"
+
+namespace minitl {
+
+// exp(x) for float without a libm call, so loops over it vectorise.
+// Cody-Waite range reduction + degree-6 polynomial (Cephes expf): ~1 ulp.
+inline float exp_fast(float x) {
+    x = std::min(88.3762626647949f, std::max(-87.0f, x));
+    float fx = x * 1.44269504088896341f;
+    fx = std::floor(fx + 0.5f);
+    float r = x - fx * 0.693359375f + fx * 2.12194440e-4f;
+    float r2 = r * r;
+    float p = 1.9875691500E-4f;
+    p = p * r + 1.3981999507E-3f;
+    p = p * r + 8.3334519073E-3f;
+    p = p * r + 4.1665795894E-2f;
+    p = p * r + 1.6666665459E-1f;
+    p = p * r + 5.0000001201E-1f;
+    p = p * r2 + r + 1.0f;
+    std::int32_t e = (static_cast<std::int32_t>(fx) + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &e, sizeof scale);
+    return p * scale;
+}
+
+// tanh for float: odd polynomial near 0 (keeps relative accuracy), else
+// 1 - 2/(exp(2x)+1). Both branches are computed so the loop vectorises.
+inline float tanh_fast(float x) {
+    float ax = std::fabs(x);
+    float z = x * x;
+    float small = ((((-5.70498872745E-3f * z + 2.06390887954E-2f) * z - 5.37397155531E-2f) * z +
+                    1.33314422036E-1f) * z - 3.33332819422E-1f) * z * x + x;
+    float e = exp_fast(2.0f * ax);
+    float big = 1.0f - 2.0f / (e + 1.0f);
+    big = x < 0 ? -big : big;
+    return ax < 0.625f ? small : big;
+}
+inline double tanh_fast(double x) { return std::tanh(x); }
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
+inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+// y[0:n] = act(y + bias) with one bias value for the whole span.
+template <class T>
+inline void bias_act_span(T* __restrict y, i64 n, T bias, Act act) {
+    switch (act) {
+        case Act::None:
+            if (bias != T(0))
+                for (i64 i = 0; i < n; ++i) y[i] += bias;
+            break;
+        case Act::Relu:
+            for (i64 i = 0; i < n; ++i) {
+                T v = y[i] + bias;
+                y[i] = v > T(0) ? v : T(0);
+            }
+            break;
+        case Act::Tanh:
+            for (i64 i = 0; i < n; ++i) y[i] = tanh_fast(T(y[i] + bias));
+            break;
+        case Act::Sigmoid:
+            for (i64 i = 0; i < n; ++i) y[i] = sigmoid(T(y[i] + bias));
+            break;
+    }
+}
+
+// y[0:n] = act(y + b[0:n]) with one bias per element (a row of a linear layer).
+template <class T>
+inline void bias_act_row(T* __restrict y, i64 n, const T* __restrict b, Act act) {
+    switch (act) {
+        case Act::None:
+            if (b)
+                for (i64 i = 0; i < n; ++i) y[i] += b[i];
+            break;
+        case Act::Relu:
+            for (i64 i = 0; i < n; ++i) {
+                T v = y[i] + (b ? b[i] : T(0));
+                y[i] = v > T(0) ? v : T(0);
+            }
+            break;
+        case Act::Tanh:
+            for (i64 i = 0; i < n; ++i) y[i] = tanh_fast(T(y[i] + (b ? b[i] : T(0))));
+            break;
+        case Act::Sigmoid:
+            for (i64 i = 0; i < n; ++i) y[i] = sigmoid(T(y[i] + (b ? b[i] : T(0))));
+            break;
+    }
+}
+
+// gz[0:n] = gy * act'(from y). act None copies.
+template <class T>
+inline void act_grad(T* __restrict gz, const T* __restrict gy, const T* __restrict y, i64 n,
+                     Act act) {
+    switch (act) {
+        case Act::None:
+            std::memcpy(gz, gy, n * sizeof(T));
+            break;
+        case Act::Relu:
+            for (i64 i = 0; i < n; ++i) gz[i] = y[i] > T(0) ? gy[i] : T(0);
+            break;
+        case Act::Tanh:
+            for (i64 i = 0; i < n; ++i) gz[i] = gy[i] * (T(1) - y[i] * y[i]);
+            break;
+        case Act::Sigmoid:
+            for (i64 i = 0; i < n; ++i) gz[i] = gy[i] * y[i] * (T(1) - y[i]);
+            break;
+    }
+}
+
+}  // namespace minitl

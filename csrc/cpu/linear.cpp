@@ -1,0 +1,142 @@
+// Fully connected layer: y = act(x @ w.T + b) and its backward, fused.
+#include "act.h"
+#include "array.h"
+#include "gemm.h"
+
+namespace minitl {
+
+namespace {
+
+constexpr const char* kFwd = "linear_forward";
+constexpr const char* kBwd = "linear_backward";
+
+struct LinearArgs {
+    i64 n, in, out;
+};
+
+// Checks x (N, in), w (out, in) and b (out,) against each other.
+template <class T>
+LinearArgs check_linear(const char* op, const py::array_t<T, py::array::c_style>& x,
+                        const py::array_t<T, py::array::c_style>& w) {
+    LinearArgs a{x.shape(0), x.shape(1), w.shape(0)};
+    if (w.shape(1) != a.in)
+        fail_value(std::string(op) + ": x " + shape_str(x) + " and w " + shape_str(w) +
+                   " disagree on in_features (x.shape[1] must equal w.shape[1])");
+    return a;
+}
+
+template <class T>
+const T* bias_ptr(const char* op, py::handle bh, i64 out, py::object& keep) {
+    if (bh.is_none()) return nullptr;
+    auto b = input<T>(bh, 1, op, "b", "(out,)");
+    if (b.shape(0) != out)
+        fail_value(std::string(op) + ": b " + shape_str(b) + " must have shape (" +
+                   std::to_string(out) + ",) to match w");
+    keep = b;
+    return b.data();
+}
+
+template <class T>
+py::object forward(py::handle xh, py::handle wh, py::handle bh, Act act) {
+    auto x = input<T>(xh, 2, kFwd, "x", "(N, in_features)");
+    auto w = input<T>(wh, 2, kFwd, "w", "(out_features, in_features)");
+    LinearArgs s = check_linear<T>(kFwd, x, w);
+    py::object keep_b;
+    const T* b = bias_ptr<T>(kFwd, bh, s.out, keep_b);
+    auto y = empty<T>({s.n, s.out});
+    T* yp = y.mutable_data();
+    const T *xp = x.data(), *wp = w.data();
+    {
+        py::gil_scoped_release nogil;
+        // y (N x out) = x (N x in) . w^T: w read with swapped strides.
+        gemm<T>(s.n, s.out, s.in, T(1), xp, s.in, 1, wp, 1, s.in, T(0), yp, s.out);
+        if (b || act != Act::None) {
+            const int nt = threads_for(double(s.n) * s.out * (act == Act::Relu ? 1 : 8));
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) if (nt > 1)
+#endif
+            for (i64 i = 0; i < s.n; ++i) bias_act_row(yp + i * s.out, s.out, b, act);
+        }
+    }
+    return y;
+}
+
+template <class T>
+py::tuple backward(py::handle gyh, py::handle xh, py::handle wh, py::handle yh, Act act,
+                   bool need_dx, bool need_dw, bool need_db) {
+    auto x = input<T>(xh, 2, kBwd, "x", "(N, in_features)");
+    auto w = input<T>(wh, 2, kBwd, "w", "(out_features, in_features)");
+    LinearArgs s = check_linear<T>(kBwd, x, w);
+    auto gy = input<T>(gyh, 2, kBwd, "gy", "(N, out_features)");
+    if (gy.shape(0) != s.n || gy.shape(1) != s.out)
+        fail_value(std::string(kBwd) + ": gy " + shape_str(gy) + " must have shape (" +
+                   std::to_string(s.n) + ", " + std::to_string(s.out) + ") for x " +
+                   shape_str(x) + " and w " + shape_str(w));
+    py::array_t<T, py::array::c_style> y;
+    if (act != Act::None) {
+        y = input<T>(yh, 2, kBwd, "y", "(N, out_features)");
+        if (y.shape(0) != s.n || y.shape(1) != s.out)
+            fail_value(std::string(kBwd) + ": y " + shape_str(y) + " must have the shape of gy " +
+                       shape_str(gy));
+    }
+    py::object dx = py::none(), dw = py::none(), db = py::none();
+    if (!(need_dx || need_dw || need_db)) return py::make_tuple(dx, dw, db);
+
+    T *dxp = nullptr, *dwp = nullptr, *dbp = nullptr;
+    if (need_dx) { auto a = empty<T>({s.n, s.in}); dxp = a.mutable_data(); dx = a; }
+    if (need_dw) { auto a = empty<T>({s.out, s.in}); dwp = a.mutable_data(); dw = a; }
+    if (need_db) { auto a = empty<T>({s.out}); dbp = a.mutable_data(); db = a; }
+    const T *xp = x.data(), *wp = w.data(), *gyp = gy.data();
+    const T* yp = act != Act::None ? y.data() : nullptr;
+    {
+        py::gil_scoped_release nogil;
+        const T* gz = gyp;
+        if (act != Act::None) {
+            T* g = scratch<T>(kGrad, s.n * s.out);
+            act_grad(g, gyp, yp, s.n * s.out, act);
+            gz = g;
+        }
+        // dx (N x in) = gz (N x out) . w (out x in)
+        if (dxp) gemm<T>(s.n, s.in, s.out, T(1), gz, s.out, 1, wp, s.in, 1, T(0), dxp, s.in);
+        // dw (out x in) = gz^T (out x N) . x (N x in)
+        if (dwp) gemm<T>(s.out, s.in, s.n, T(1), gz, 1, s.out, xp, s.in, 1, T(0), dwp, s.in);
+        if (dbp) {
+            std::fill(dbp, dbp + s.out, T(0));
+            for (i64 i = 0; i < s.n; ++i) {
+                const T* row = gz + i * s.out;
+                for (i64 j = 0; j < s.out; ++j) dbp[j] += row[j];
+            }
+        }
+    }
+    return py::make_tuple(dx, dw, db);
+}
+
+}  // namespace
+
+void register_linear(py::module_& m) {
+    m.def(
+        "linear_forward",
+        [](py::handle x, py::handle w, py::handle b, py::object activation) -> py::object {
+            Act act = parse_act(activation, kFwd);
+            return is_f64(ndarray(x, kFwd, "x"), kFwd, "x") ? forward<double>(x, w, b, act)
+                                                             : forward<float>(x, w, b, act);
+        },
+        py::arg("x"), py::arg("w"), py::arg("b"), py::arg("activation") = py::none(),
+        "y = act(x @ w.T + b); x (N, in), w (out, in), b (out,) or None.");
+    m.def(
+        "linear_backward",
+        [](py::handle gy, py::handle x, py::handle w, py::handle y, py::object activation,
+           py::object needs) -> py::tuple {
+            Act act = parse_act(activation, kBwd);
+            bool a, b, c;
+            needs3(needs, a, b, c);
+            return is_f64(ndarray(x, kBwd, "x"), kBwd, "x")
+                       ? backward<double>(gy, x, w, y, act, a, b, c)
+                       : backward<float>(gy, x, w, y, act, a, b, c);
+        },
+        py::arg("gy"), py::arg("x"), py::arg("w"), py::arg("y"),
+        py::arg("activation") = py::none(), py::arg("needs") = py::make_tuple(true, true, true),
+        "Gradients (dx, dw, db) of the fused linear; None where needs says so.");
+}
+
+}  // namespace minitl

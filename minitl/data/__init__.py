@@ -1,0 +1,26 @@
+"""Data for transfer experiments: readers, dataset finding and downloading, tasks, loading.
+
+- ``FashionMNIST``, ``MNIST``, ``KMNIST``, ``CIFAR10``: ``(root=None, train=True, download=False)``.
+- ``ArrayDataset``: uint8 images + int64 labels, with ``subset`` (split tasks),
+  ``k_shot`` (nested few-shot sets), ``split`` (stratified validation) and ``select``.
+- ``DataLoader``: seeded, vectorised batches of Tensors on a device.
+- ``transforms``: ``Normalize``, ``Pad``, ``RandomCrop``, ``RandomHorizontalFlip``, ``Compose``.
+- ``read_idx`` / ``write_idx``, ``read_cifar_batch``: the file formats.
+"""
+from . import transforms
+from .cifar import read_cifar_batch, write_cifar_batch
+from .datasets import CIFAR10, KMNIST, MNIST, ArrayDataset, FashionMNIST
+from .download import ChecksumError, DownloadError, download_file
+from .idx import read_idx, read_idx_pair, write_idx
+from .loader import DataLoader
+from .locate import DatasetNotFoundError, cache_dir
+from .transforms import (Compose, Normalize, Pad, RandomCrop, RandomHorizontalFlip,
+                         ToFloat)
+
+__all__ = [
+    "ArrayDataset", "FashionMNIST", "MNIST", "KMNIST", "CIFAR10",
+    "DataLoader", "transforms", "Compose", "Normalize", "Pad", "RandomCrop",
+    "RandomHorizontalFlip", "ToFloat",
+    "read_idx", "read_idx_pair", "write_idx", "read_cifar_batch", "write_cifar_batch",
+    "download_file", "DownloadError", "ChecksumError", "DatasetNotFoundError", "cache_dir",
+]

@@ -1,0 +1,58 @@
+"""The C++ CPU kernels (``minitl._C``), exposed with the reference signatures.
+
+Every op of :data:`minitl.kernels.OPS` that ``_C`` provides is re-exported
+here under the same name, so the dispatch can take it; an op ``_C`` lacks is
+simply absent and falls back to the reference. ``AVAILABLE`` says whether the
+extension imported, ``STATUS`` says how it was built (or why not) in one line.
+
+Beyond :data:`OPS`, ``_C`` provides the fused ``conv2d_pool_forward`` /
+``conv2d_pool_backward`` (conv + bias + activation + 2x2 max-pool, see
+:mod:`minitl.kernels.fused_reference` for its exact contract).
+"""
+from __future__ import annotations
+
+NAME = "cpp"
+FUSED_OPS = ("conv2d_pool_forward", "conv2d_pool_backward")
+
+try:
+    from .. import _C
+except ImportError as exc:  # not built, or built for another Python
+    _C = None
+    AVAILABLE = False
+    STATUS = (f"C++ kernels not built ({exc.__class__.__name__}: {exc}); build them with "
+              "`python setup.py build_ext --inplace` or `pip install -e .`")
+else:
+    AVAILABLE = True
+    STATUS = ""
+
+
+def _status() -> str:
+    info = _C.build_info()
+    omp = "OpenMP" if info["openmp"] else "no OpenMP (serial)"
+    n = _C.get_num_threads()
+    return (f"C++ kernels built with {omp}, {n} thread{'s' if n != 1 else ''}, "
+            f"GEMM={info['gemm']}, SIMD={info['simd']}")
+
+
+def set_num_threads(n: int) -> None:
+    """Threads every C++ kernel uses from now on (1 when built without OpenMP)."""
+    global STATUS
+    if _C is not None:
+        _C.set_num_threads(int(n))
+        STATUS = _status()
+
+
+def get_num_threads() -> int:
+    """Threads the C++ kernels use (OpenMP's default honours ``OMP_NUM_THREADS``)."""
+    return _C.get_num_threads() if _C is not None else 1
+
+
+if _C is not None:
+    STATUS = _status()
+    from . import OPS as _OPS
+
+    # Re-export every op the extension has; the dispatch reads them by name.
+    for _op in _OPS + FUSED_OPS:
+        if hasattr(_C, _op):
+            globals()[_op] = getattr(_C, _op)
+    del _op
