@@ -94,6 +94,7 @@ def _cuda_mode() -> str:
 
 
 def _find_nvcc():
+    """nvcc from $CUDA_HOME (or $CUDA_PATH), PATH, or /usr/local/cuda; None if absent."""
     home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
     for path in (os.path.join(home, "bin", "nvcc") if home else None, shutil.which("nvcc"),
                  "/usr/local/cuda/bin/nvcc"):
@@ -115,11 +116,11 @@ def _cuda_lib_dir(nvcc: str):
 
 
 def _cuda_archs(nvcc: str):
-    """(architectures to build, skipped ones with the reason) for this nvcc."""
+    """(architectures to build, oldest first; requested ones this nvcc lacks)."""
     wanted = os.environ.get("MINITL_CUDA_ARCHS", "")
     wanted = [a.strip().replace("sm_", "").replace(".", "")
               for a in wanted.replace(",", ";").replace(" ", ";").split(";") if a.strip()]
-    wanted = wanted or list(CUDA_ARCHS)
+    wanted = sorted(set(wanted or CUDA_ARCHS), key=lambda a: int(a) if a.isdigit() else 0)
     try:
         out = subprocess.run([nvcc, "--list-gpu-arch"], capture_output=True, text=True,
                              check=True).stdout
@@ -127,7 +128,7 @@ def _cuda_archs(nvcc: str):
     except (OSError, subprocess.CalledProcessError):  # an nvcc older than 11.0
         supported = set(wanted)
     built = [a for a in wanted if a in supported]
-    skipped = [f"sm_{a} (not supported by this nvcc)" for a in wanted if a not in supported]
+    skipped = [f"sm_{a}" for a in wanted if a not in supported]
     return built, skipped
 
 
@@ -176,14 +177,22 @@ def _remove_cuda_log(*dirs):
 class BuildExtWithCuda(BuildExt):
     """Builds the CPU extension first, then tries the CUDA one (see above)."""
 
+    def run(self):
+        # setuptools clears `inplace` while building and copies afterwards:
+        # remember whether this build lands in the source tree.
+        self._in_tree = bool(self.inplace or getattr(self, "editable_mode", False))
+        super().run()
+
     def build_extensions(self):
         cuda = [e for e in self.extensions if e.name == CUDA_EXT]
         self.extensions = [e for e in self.extensions if e.name != CUDA_EXT]
         super().build_extensions()
-        dirs = [HERE] + ([] if self.inplace else [self.build_lib])
+        in_tree = getattr(self, "_in_tree", False)
+        dirs = [HERE] + ([] if in_tree else [self.build_lib])
         if not cuda:
             why = ("MINITL_CUDA=0 was set" if _cuda_mode() == "off" else
                    "nvcc was not found (searched $CUDA_HOME/bin, PATH, /usr/local/cuda/bin)")
+            self._drop_stale_cuda(in_tree)
             _write_cuda_log(f"minitl._C_cuda not built: {why}", *dirs)
             return
         try:
@@ -192,6 +201,7 @@ class BuildExtWithCuda(BuildExt):
             if _cuda_mode() == "required":
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            self._drop_stale_cuda(in_tree)
             _write_cuda_log(f"minitl._C_cuda build failed: {first}\n\n{exc}", *dirs)
             warnings.warn(f"minitl._C_cuda was not built ({first}); the CPU install is "
                           f"complete and CUDA ops run on CuPy's reference path. "
@@ -201,12 +211,19 @@ class BuildExtWithCuda(BuildExt):
         _remove_cuda_log(*dirs)
         print(log, flush=True)
 
+    def _drop_stale_cuda(self, in_tree: bool):
+        """An older in-tree build must not outlive a build that did not happen."""
+        if in_tree:
+            for path in glob.glob(os.path.join(HERE, "minitl", "_C_cuda.*")):
+                if path.endswith((".so", ".pyd")):
+                    os.remove(path)
+
     def _build_cuda(self, ext) -> str:
         nvcc = _find_nvcc()
         archs, skipped = _cuda_archs(nvcc)
         if not archs:
-            raise RuntimeError(f"no requested CUDA architecture is supported by {nvcc}: "
-                               + ", ".join(skipped))
+            raise RuntimeError(f"{nvcc} supports none of the requested architectures "
+                               f"({', '.join(skipped)})")
         flags = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
         flags.append(f"-gencode=arch=compute_{archs[-1]},code=compute_{archs[-1]}")  # PTX
         built = ";".join(archs + [f"compute_{archs[-1]}"])
@@ -218,7 +235,7 @@ class BuildExtWithCuda(BuildExt):
         ext.library_dirs.append(_cuda_lib_dir(nvcc))
         ext.libraries.extend(["cudart_static", "rt", "pthread", "dl"])
         self.build_extension(ext)
-        note = f"; skipped {', '.join(skipped)}" if skipped else ""
+        note = f"; skipped {', '.join(skipped)} (not supported by this nvcc)" if skipped else ""
         return f"minitl._C_cuda built for {built}{note}"
 
 

@@ -1,0 +1,205 @@
+"""Training checkpoints: one weight file holding everything needed to resume.
+
+A checkpoint is a single ``.safetensors`` (or ``.npz``) file written through
+:func:`minitl.io.save`, so it is atomic (temporary file, then ``os.replace``)
+and never pickled:
+
+- tensors ``model/<name>``: the model's parameters;
+- tensors ``optimizer/<i>``: every array found in the optimizer's
+  ``state_dict()`` (momentum buffers, Adam moments), numbered;
+- metadata key ``minitl.checkpoint``: one JSON document with the step, the
+  epoch, minitl's RNG state, which parameters are frozen, the optimizer's
+  non-array state (group options, step counts) and the caller's ``extra``.
+
+Nested Python values go to JSON through a small codec that keeps what JSON
+would lose: tuples (Adam's ``betas``), dictionaries with non-string keys (the
+optimizer's per-parameter state is keyed by position) and arrays (replaced by
+a reference to a tensor of the file). Python floats survive JSON exactly
+(``repr`` round-trips), which a bit-identical resume needs.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from . import io
+from . import random as _random
+
+META_KEY = "minitl.checkpoint"
+FORMAT_VERSION = 1
+
+
+# ---------------------------------------------------------------- the codec
+def _is_array(v) -> bool:
+    """NumPy/CuPy arrays and NumPy scalars (stored as tensors, not JSON)."""
+    return isinstance(v, np.generic) or (hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, type))
+
+
+def encode(value, arrays: dict, prefix: str):
+    """``value`` as JSON-ready data; its arrays move into ``arrays`` under ``prefix/<n>``."""
+    if _is_array(value):
+        name = f"{prefix}/{len(arrays)}"  # unique: ``arrays`` only grows
+        # CuPy arrays come to the host with .get(); NumPy scalars become 0-d arrays.
+        arrays[name] = np.asarray(value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray)
+                                  else value)
+        return {"__array__": name, "scalar": isinstance(value, np.generic)}
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode(v, arrays, prefix) for v in value]}
+    if isinstance(value, list):
+        return [encode(v, arrays, prefix) for v in value]
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in value):
+            return {k: encode(v, arrays, prefix) for k, v in value.items()}
+        # Keys that JSON would turn into strings (ints) are kept as pairs.
+        return {"__items__": [[encode(k, arrays, prefix), encode(v, arrays, prefix)] for k, v in value.items()]}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot store {type(value).__name__} {value!r} in a checkpoint "
+                    "(use arrays, numbers, strings, lists, tuples and dicts)")
+
+
+def decode(data, arrays: dict):
+    """Invert :func:`encode`, taking arrays from ``arrays``."""
+    if isinstance(data, list):
+        return [decode(v, arrays) for v in data]
+    if isinstance(data, dict):
+        if "__array__" in data:
+            a = arrays[data["__array__"]]
+            return a[()] if data.get("scalar") else a
+        if "__tuple__" in data:
+            return tuple(decode(v, arrays) for v in data["__tuple__"])
+        if "__items__" in data:
+            return {_hashable(decode(k, arrays)): decode(v, arrays) for k, v in data["__items__"]}
+        return {k: decode(v, arrays) for k, v in data.items()}
+    return data
+
+
+def _hashable(key):
+    return tuple(key) if isinstance(key, list) else key
+
+
+# ---------------------------------------------------------- save and load
+def save_checkpoint(path, model, optimizer, step: int, epoch: int, extra=None) -> None:
+    """Write model, optimizer, RNG state, step and epoch to ``path``, atomically.
+
+    ``path`` ends in ``.safetensors`` or ``.npz``. ``extra`` is any nested
+    structure of numbers, strings, lists, tuples, dicts and arrays (``fit``
+    puts the loader position, scheduler, callbacks and history there).
+    ``optimizer`` may be None.
+    """
+    arrays = {f"model/{name}": p for name, p in model.named_parameters()}
+    doc = {
+        "format": "minitl-checkpoint",
+        "version": FORMAT_VERSION,
+        "step": int(step),
+        "epoch": int(epoch),
+        "rng": _random.get_state(),
+        "requires_grad": {name: bool(p.requires_grad) for name, p in model.named_parameters()},
+        "optimizer": None if optimizer is None else encode(optimizer.state_dict(), arrays, "optimizer"),
+        "extra": encode(extra, arrays, "extra"),
+    }
+    meta = io.provenance(kind="checkpoint", step=int(step), epoch=int(epoch))
+    meta[META_KEY] = json.dumps(doc)
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+    io.save(arrays, path, metadata=meta)
+
+
+def load_checkpoint(path, model, optimizer=None, restore_rng: bool = True) -> dict:
+    """Restore what :func:`save_checkpoint` wrote into ``model`` (and ``optimizer``).
+
+    Parameters are loaded strictly (names and shapes must match), frozen flags
+    are restored, and, with ``restore_rng``, minitl's global generator is put
+    back to its saved state. Returns ``{'step', 'epoch', 'extra'}``. A file that
+    is not a minitl checkpoint raises ``ValueError``.
+    """
+    arrays, meta = io.load_with_metadata(path)
+    if META_KEY not in meta:
+        raise ValueError(f"{os.fspath(path)}: not a minitl checkpoint (no {META_KEY!r} metadata); "
+                         "a plain weight file loads with minitl.io.load")
+    doc = json.loads(meta[META_KEY])
+    if doc.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{os.fspath(path)}: checkpoint format version {doc.get('version')}, "
+                         f"this minitl reads version {FORMAT_VERSION}")
+    weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    model.load_state_dict(weights, strict=True)
+    params = dict(model.named_parameters())
+    for name, flag in doc["requires_grad"].items():
+        params[name].requires_grad = bool(flag)
+        if not flag:
+            params[name].grad = None
+    if optimizer is not None:
+        if doc["optimizer"] is None:
+            raise ValueError(f"{os.fspath(path)}: the checkpoint holds no optimizer state")
+        optimizer.load_state_dict(decode(doc["optimizer"], arrays))
+    if restore_rng:
+        _random.set_state(doc["rng"])
+    return {"step": doc["step"], "epoch": doc["epoch"], "extra": decode(doc["extra"], arrays)}
+
+
+# ------------------------------------------------- data-loader position
+def random_generators(obj, depth: int = 0) -> list:
+    """NumPy generators a transform owns (``.rng``), looking inside ``Compose``: what makes it random."""
+    if obj is None or depth > 4:
+        return []
+    if isinstance(obj, np.random.Generator):
+        return [obj]
+    found = []
+    rng = getattr(obj, "rng", None)
+    if isinstance(rng, np.random.Generator):
+        found.append(rng)
+    for child in getattr(obj, "transforms", None) or ():
+        found.extend(random_generators(child, depth + 1))
+    return found
+
+
+def loader_state(loader) -> dict:
+    """What a loader needs to repeat its future batches: its ``state_dict()`` if it
+    has one, else its shuffle seed and its transforms' generator states."""
+    if callable(getattr(loader, "state_dict", None)):
+        return {"state_dict": loader.state_dict()}
+    state = {"transform_rngs": [g.bit_generator.state for g in random_generators(getattr(loader, "transform", None))]}
+    if hasattr(loader, "seed"):
+        state["seed"] = loader.seed
+    return state
+
+
+def restore_loader_state(loader, state: dict) -> None:
+    """Put back what :func:`loader_state` saved."""
+    if "state_dict" in state:
+        loader.load_state_dict(state["state_dict"])
+        return
+    if "seed" in state:
+        loader.seed = state["seed"]
+    gens = random_generators(getattr(loader, "transform", None))
+    if len(gens) != len(state["transform_rngs"]):
+        raise ValueError(f"the checkpoint saved {len(state['transform_rngs'])} transform generator(s), "
+                         f"the loader has {len(gens)}: is it built with the same transforms?")
+    for g, s in zip(gens, state["transform_rngs"]):
+        g.bit_generator.state = s
+
+
+def batches_from(loader, skip: int):
+    """Iterate one epoch of ``loader``, starting after its first ``skip`` batches.
+
+    A ``DataLoader`` (``order``/``batch``/``set_epoch``) jumps straight to the
+    position without building, or transforming, the skipped batches, so the
+    transforms' generators stay where the checkpoint left them. Other
+    iterables (lists of batches) are replayed and the skipped batches dropped.
+    """
+    if skip <= 0:
+        yield from loader
+        return
+    if all(hasattr(loader, a) for a in ("order", "batch", "set_epoch", "batch_size", "epoch")):
+        order = loader.order()
+        loader.set_epoch(loader.epoch + 1)  # as DataLoader.__iter__ does
+        size = loader.batch_size
+        for b in range(skip, len(loader)):
+            yield loader.batch(order[b * size:(b + 1) * size])
+        return
+    it = iter(loader)
+    for _ in range(skip):
+        if next(it, None) is None:
+            return
+    yield from it

@@ -1,0 +1,319 @@
+"""Scratch-vs-transfer experiments: source x target x strategy x k-shot x seed.
+
+    grid = Grid(sources=[Source("fmnist[0-4]", task=source_task)], targets=[target_task],
+                strategies=["scratch", "features", "finetune"], k_shots=[5, 20, 100],
+                seeds=[0, 1, 2], steps=300, transform=Normalize(0.2860, 0.3530))
+    results = run(grid, out_dir="runs/demo")      # results.json/.csv/.md and PNG plots
+    print(results.table())
+
+The rules that make the numbers comparable:
+
+- **One budget.** Every strategy trains for exactly ``steps`` optimizer steps
+  with the same batch size, learning rate and optimizer.
+- **One test set.** Every run is scored on the target's *full* test set.
+- **Pairing.** Run (strategy, k, seed) trains on ``target.train.k_shot(k, seed)``
+  with the loader shuffled by ``seed``, after ``minitl.manual_seed(seed)``, so a
+  strategy and scratch with the same seed see the same sample in the same order
+  and start from the same random head: their difference is the strategy's effect.
+- **Pretraining once.** Each source is pretrained once (seed ``pretrain_seed``)
+  and cached as ``<cache_dir>/<source>-<model>.safetensors`` with its provenance
+  in the metadata; a later run with the same provenance (data fingerprint,
+  model, steps, learning rate, ...) loads it instead of training again.
+- **Frozen features are computed once.** A strategy that freezes the whole
+  backbone (``features``) trains only the head on cached representations; the
+  test set's representation is computed once per source and target. The audit
+  after training checks that the backbone did not move.
+
+Runs are deterministic per seed on the CPU. The seeds measure the spread over
+k-shot samples, data order and head initialisation; the pretrained weights
+are one draw.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import minitl
+
+from . import io, optim, train, transfer
+from .data import DataLoader
+from .report import SCRATCH, Results, summarize
+from .tasks import Task, build_model, fingerprint, model_name
+
+EVAL_BATCH = 1000
+
+
+@dataclass
+class Source:
+    """Where transferred weights come from: a task to pretrain on, or ready weights.
+
+    ``name`` labels the source in results; ``state`` (a state_dict) skips
+    pretraining; ``meta`` is the provenance that came with ready weights.
+    """
+
+    name: str
+    task: Task | None = None
+    state: dict | None = None
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class Grid:
+    """An experiment's configuration: what to compare, on what, and with which budget."""
+
+    sources: list
+    targets: list
+    strategies: list = field(default_factory=lambda: ["scratch", "features", "finetune"])
+    k_shots: list = field(default_factory=lambda: [5, 20, 100])
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
+    model: object = "lenet"          # a spec for tasks.build_model, or a callable
+    steps: int = 300                 # the budget of every (strategy, k, seed) run
+    batch_size: int = 64
+    lr: float = 0.01
+    lr_by_strategy: dict = field(default_factory=dict)  # e.g. {"features": 0.1}: by spec or kind
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    pretrain_steps: int | None = None
+    pretrain_epochs: int | None = 2
+    pretrain_lr: float = 0.01
+    pretrain_seed: int = 0
+    transform: object = None         # batch transform for every loader (e.g. Normalize)
+    curve_points: int = 6            # learning-curve evaluations per run
+    curve_per_class: int = 50        # test images per class in the learning-curve subset
+    confidence: float = 0.95
+    device: str = "cpu"
+    cache_dir: str | None = None     # pretrained weights go here (default: <out_dir>/pretrained)
+
+    def lr_for(self, strategy: str) -> float:
+        """The learning rate of ``strategy``: by its full spec, else its kind, else ``lr``."""
+        kind = transfer.parse_strategy(strategy).kind
+        return float(self.lr_by_strategy.get(strategy, self.lr_by_strategy.get(kind, self.lr)))
+
+    def describe(self) -> dict:
+        """The configuration as JSON-ready values (for results.json)."""
+        return dict(sources=[s.name for s in self.sources], targets=[t.name for t in self.targets],
+                    strategies=list(self.strategies), k_shots=list(self.k_shots), seeds=list(self.seeds),
+                    model=model_name(self.model), steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                    lr_by_strategy=dict(self.lr_by_strategy),
+                    optimizer=self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay,
+                    pretrain_steps=self.pretrain_steps, pretrain_epochs=self.pretrain_epochs,
+                    pretrain_lr=self.pretrain_lr, pretrain_seed=self.pretrain_seed,
+                    transform=repr(self.transform), curve_points=self.curve_points,
+                    curve_per_class=self.curve_per_class, confidence=self.confidence, device=self.device)
+
+
+def _loader(dataset, grid, batch_size=EVAL_BATCH, shuffle=False, seed=None):
+    return DataLoader(dataset, batch_size, shuffle=shuffle, seed=seed, transform=grid.transform,
+                      device=grid.device)
+
+
+# ------------------------------------------------------------------ pretraining
+_MATCH = ("kind", "dataset", "data_sha", "classes", "model", "steps", "epochs", "batch_size",
+          "lr", "momentum", "seed", "transform")
+
+
+def pretrain_provenance(grid: Grid, source: Source) -> dict:
+    """The metadata that identifies a pretraining run (what the cache is matched on)."""
+    task = source.task
+    return io.provenance(kind="pretrain", dataset=source.name, data_sha=fingerprint(task.train),
+                         classes=list(task.train.classes), model=model_name(grid.model),
+                         steps=grid.pretrain_steps, epochs=grid.pretrain_epochs,
+                         batch_size=grid.batch_size, lr=grid.pretrain_lr, momentum=grid.momentum,
+                         seed=grid.pretrain_seed, transform=repr(grid.transform))
+
+
+def pretrain(grid: Grid, source: Source, path=None, log=print) -> tuple[dict, dict]:
+    """``(state_dict, record)``: the source's pretrained weights, from ``path`` or by training.
+
+    A file at ``path`` whose provenance matches is loaded; otherwise the model
+    is trained on ``source.task`` and saved there with its provenance. The
+    record says which happened, the source test accuracy and the time.
+    """
+    if source.state is not None:
+        return source.state, dict(name=source.name, cached=True, path=None, meta=source.meta)
+    want = pretrain_provenance(grid, source)
+    if path is not None and os.path.exists(path):
+        state, meta = io.load_with_metadata(path)
+        if all(meta.get(k) == want[k] for k in _MATCH):
+            _log(log, f"pretrained {source.name}: reusing {path} (source test accuracy {meta.get('test_acc')})")
+            return state, dict(name=source.name, cached=True, path=os.fspath(path), meta=meta)
+        _log(log, f"pretrained {source.name}: {path} has other provenance; training again")
+    task = source.task
+    minitl.manual_seed(grid.pretrain_seed)
+    model = build_model(grid.model, task.num_classes, task.shape).to(grid.device)
+    opt = optim.SGD(model.parameters(), lr=grid.pretrain_lr, momentum=grid.momentum)
+    loader = _loader(task.train, grid, grid.batch_size, shuffle=True, seed=grid.pretrain_seed)
+    start = time.perf_counter()
+    history = train.fit(model, loader, opt, steps=grid.pretrain_steps, epochs=grid.pretrain_epochs,
+                        progress=False if log is None else None)
+    seconds = time.perf_counter() - start
+    acc = train.evaluate(model, _loader(task.test, grid))["acc"]
+    steps = int(history.last("step", 0))
+    meta = dict(want, test_acc=f"{acc:.4f}", trained_steps=str(steps), seconds=f"{seconds:.1f}")
+    state = transfer.snapshot(model)  # host copies
+    if path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        io.save(state, path, metadata=meta)
+    _log(log, f"pretrained {source.name}: {task.num_classes} classes, {len(task.train)} images, "
+              f"test accuracy {100 * acc:.1f}% in {seconds:.1f} s" + (f" -> {path}" if path else ""))
+    return state, dict(name=source.name, cached=False, path=None if path is None else os.fspath(path), meta=meta)
+
+
+def _log(log, text):
+    if log is not None:
+        log(text)
+
+
+# -------------------------------------------------------------- frozen features
+class _FeatureCache:
+    """Representations of frozen pretrained backbones, computed once per (source, dataset).
+
+    Every ``features`` run of one source starts from the same pretrained
+    backbone and keeps it frozen (the audit confirms it stayed put), so the
+    representation of the target's test set is the same for all of them.
+    """
+
+    def __init__(self):
+        self._store = {}
+
+    def get(self, key, model, dataset, grid):
+        if key not in self._store:
+            self._store[key] = transfer.cache_features(model, _loader(dataset, grid))
+        return self._store[key]
+
+
+def _deterministic(transform) -> bool:
+    """False for random augmentation (features could not be cached); Compose is looked into."""
+    from .data import transforms as T
+
+    if isinstance(transform, T.Compose):
+        return all(_deterministic(t) for t in transform.transforms)
+    return not isinstance(transform, (T.RandomCrop, T.RandomHorizontalFlip))
+
+
+def _feature_loader(arrays, grid, batch_size=EVAL_BATCH, shuffle=False, seed=None):
+    return DataLoader(arrays, batch_size, shuffle=shuffle, seed=seed, device=grid.device)
+
+
+# ------------------------------------------------------------------------- runs
+def run_one(grid: Grid, source_name, state, target: Task, strategy: str, k: int, seed: int,
+            test_set, curve_set, cache: _FeatureCache | None = None) -> dict:
+    """Train one strategy on ``target.train.k_shot(k, seed)`` for ``grid.steps`` steps; score it.
+
+    Returns the run's record: accuracy and loss on ``test_set`` (the full target
+    test set), the learning curve on ``curve_set``, per-layer weight drift from
+    where training started, and the sample's identity (a hash of its indices).
+    """
+    sample = target.train.k_shot(k, seed)
+    minitl.manual_seed(seed)  # the same random head (or scratch model) for every strategy of this seed
+    model = build_model(grid.model, target.num_classes, target.shape).to(grid.device)
+    setup = transfer.prepare(strategy, model, state, num_classes=target.num_classes, lr=grid.lr_for(strategy),
+                             optimizer=grid.optimizer, momentum=grid.momentum, weight_decay=grid.weight_decay)
+    model = setup.model
+    batch = min(grid.batch_size, len(sample))
+    every = max(1, grid.steps // max(1, grid.curve_points))
+    fit_args = dict(steps=grid.steps, eval_every=every, callbacks=setup.callbacks, penalty=setup.penalty,
+                    progress=False)
+    start = time.perf_counter()
+    if setup.cache_features and cache is not None and _deterministic(grid.transform):
+        # Frozen backbone: train the head alone on representations computed once; the
+        # batches are those the image loader would give (same seed, same batch size).
+        train_arrays = transfer.cache_features(model, _loader(sample, grid))
+        curve_arrays = cache.get((source_name, target.name, "curve"), model, curve_set, grid)
+        history = train.fit(model.head, _feature_loader(train_arrays, grid, batch, True, seed), setup.optimizer,
+                            eval_loader=_feature_loader(curve_arrays, grid), **fit_args)
+        test_arrays = cache.get((source_name, target.name, "test"), model, test_set, grid)
+        final = train.evaluate(model.head, _feature_loader(test_arrays, grid))
+    else:
+        history = train.fit(model, _loader(sample, grid, batch, True, seed), setup.optimizer,
+                            eval_loader=_loader(curve_set, grid), **fit_args)
+        final = train.evaluate(model, _loader(test_set, grid))
+    seconds = time.perf_counter() - start
+    audit = transfer.audit(model, setup.initial_state, setup)  # raises if a frozen weight moved
+    indices = np.asarray(getattr(sample, "indices", np.arange(len(sample))))
+    return dict(source=None if strategy == SCRATCH else source_name, target=target.name, strategy=strategy,
+                k=int(k), seed=int(seed), acc=float(final["acc"]), loss=float(final["loss"]),
+                n_test=int(final["n"]), train_size=len(sample), steps=grid.steps, lr=grid.lr_for(strategy),
+                seconds=round(seconds, 3),
+                sample=_short_hash(indices), curve=_curve(history), frozen=len(audit.frozen),
+                drift={layer: float(v) for layer, v in audit.layers.items()})
+
+
+def _short_hash(indices) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.sort(indices).astype("<i8").tobytes()).hexdigest()[:12]
+
+
+def _curve(history, max_points: int = 200) -> dict:
+    """The learning curve from a History: training loss by step (thinned), eval accuracy by step."""
+    steps, loss = history.series("loss")
+    stride = max(1, -(-len(steps) // max_points))  # ceil: at most max_points training-loss points
+    eval_steps, eval_acc = history.series("eval_acc")
+    return dict(step=[int(s) for s in steps[::stride]], train_loss=[float(v) for v in loss[::stride]],
+                eval_step=[int(s) for s in eval_steps], eval_acc=[float(v) for v in eval_acc])
+
+
+def _plan(grid: Grid):
+    """Every (source, target, strategy, k, seed), scratch once per (target, k, seed)."""
+    for target in grid.targets:
+        for k in grid.k_shots:
+            for seed in grid.seeds:
+                for strategy in grid.strategies:
+                    for source in ([None] if strategy == SCRATCH else grid.sources):
+                        yield source, target, strategy, k, seed
+
+
+def _cache_path(grid: Grid, source: Source, out_dir):
+    folder = grid.cache_dir or (os.path.join(out_dir, "pretrained") if out_dir else None)
+    if folder is None:
+        return None
+    slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{source.name}-{model_name(grid.model)}")
+    return os.path.join(folder, slug + ".safetensors")
+
+
+def run(grid: Grid, out_dir=None, log=print, plots: bool = True) -> Results:
+    """Run the whole grid; write results (and plots) to ``out_dir`` when given.
+
+    ``log``: a function taking one line per event (None: silent).
+    """
+    # Canonical names (fails on a bad spec before any training): "finetune:lr_mult=1.0" is "finetune".
+    names = [transfer.parse_strategy(s).name for s in grid.strategies]
+    if len(set(names)) != len(names):
+        raise ValueError(f"strategies repeat: {names}")
+    grid = dataclasses.replace(grid, strategies=names)
+    if grid.curve_per_class < 1 or grid.steps < 1:
+        raise ValueError("steps and curve_per_class must be at least 1")
+    start = time.perf_counter()
+    need_weights = any(s != SCRATCH for s in grid.strategies)
+    states, pretrain_records = {}, {}
+    for source in grid.sources if need_weights else []:
+        states[source.name], pretrain_records[source.name] = pretrain(
+            grid, source, _cache_path(grid, source, out_dir), log)
+    cache, runs = _FeatureCache(), []
+    plan = list(_plan(grid))
+    curve_sets = {t.name: t.test.k_shot(min(grid.curve_per_class, _smallest_class(t.test)), seed=0)
+                  for t in grid.targets}
+    for i, (source, target, strategy, k, seed) in enumerate(plan, 1):
+        name = None if source is None else source.name
+        state = None if source is None else states[source.name]
+        record = run_one(grid, name, state, target, strategy, k, seed, target.test, curve_sets[target.name], cache)
+        runs.append(record)
+        _log(log, f"[{i:>3}/{len(plan)}] {target.name} k={k:<4} seed={seed} {strategy:<22} "
+                  f"{'' if name is None else 'from ' + name + ' '}accuracy {100 * record['acc']:5.1f}%  "
+                  f"({record['seconds']:.1f} s)")
+    results = Results(config=grid.describe(), runs=runs, cells=summarize(runs, grid.confidence),
+                      pretrain=pretrain_records)
+    results.seconds = round(time.perf_counter() - start, 1)
+    if out_dir is not None:
+        results.write(out_dir, plots=plots, quiet=log is None)
+    return results
+
+
+def _smallest_class(dataset) -> int:
+    return int(np.bincount(dataset.labels, minlength=len(dataset.classes)).min())

@@ -1,0 +1,163 @@
+"""Tasks and models for experiments: class-split tasks, model specs, data fingerprints.
+
+A :class:`Task` is a named pair of train and test datasets (``ArrayDataset``
+or anything with ``images``, ``labels``, ``classes``, ``k_shot``).
+``split_task`` builds the split-task setting of transfer experiments (for
+example Fashion-MNIST classes 0-4 as the source, 5-9 as the target); a model
+spec (``'lenet'``, ``'mlp'``, ``'mlp:256,128'``) names an architecture that is
+then built for a task's input shape and class count.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import models
+
+DATASETS = ("fashion-mnist", "mnist", "kmnist", "cifar-10")
+
+
+@dataclass
+class Task:
+    """A named classification task: ``train`` and ``test`` datasets with the same classes."""
+
+    name: str
+    train: object
+    test: object
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes the task has."""
+        return len(self.train.classes)
+
+    @property
+    def shape(self) -> tuple:
+        """One input's shape, ``(C, H, W)``."""
+        return tuple(self.train.images.shape[1:])
+
+
+def parse_classes(text) -> list[int]:
+    """``'0-4'`` -> [0, 1, 2, 3, 4]; ``'5,7,9'`` -> [5, 7, 9]; a list passes through."""
+    if not isinstance(text, str):
+        return [int(c) for c in text]
+    out = []
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = (int(v) for v in part.split("-", 1))
+            if hi < lo:
+                raise ValueError(f"class range {part!r} runs backwards")
+            out.extend(range(lo, hi + 1))
+        else:
+            out.append(int(part))
+    if not out:
+        raise ValueError(f"no classes in {text!r}")
+    return out
+
+
+def classes_label(classes) -> str:
+    """[0, 1, 2, 3, 4] -> ``'0-4'`` (a contiguous run), else ``'0,2,4'``."""
+    classes = list(classes)
+    if len(classes) > 2 and classes == list(range(classes[0], classes[-1] + 1)):
+        return f"{classes[0]}-{classes[-1]}"
+    return ",".join(str(c) for c in classes)
+
+
+def limit_dataset(dataset, limit: int | None, seed: int = 0):
+    """At most ``limit`` examples, class-balanced (a k-shot sample), for smoke runs."""
+    if not limit or limit >= len(dataset):
+        return dataset
+    per_class = max(1, int(limit) // len(dataset.classes))
+    smallest = int(np.bincount(dataset.labels, minlength=len(dataset.classes)).min())
+    return dataset.k_shot(min(per_class, smallest), seed=seed)
+
+
+def split_task(train, test, classes, name: str, limit: int | None = None) -> Task:
+    """The task of ``classes`` (relabelled 0..n-1) cut from full train/test datasets."""
+    classes = parse_classes(classes)
+    tr = limit_dataset(train.subset(classes, relabel=True), limit)
+    te = limit_dataset(test.subset(classes, relabel=True), limit)
+    return Task(f"{name}[{classes_label(classes)}]", tr, te)
+
+
+def load_dataset(name: str = "fashion-mnist", root=None, download: bool = False):
+    """``(train, test)`` of a named dataset; raises ``DatasetNotFoundError`` when absent."""
+    from . import data
+
+    cls = {"fashion-mnist": data.FashionMNIST, "mnist": data.MNIST, "kmnist": data.KMNIST,
+           "cifar-10": data.CIFAR10}.get(name)
+    if cls is None:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return cls(root=root, train=True, download=download), cls(root=root, train=False, download=download)
+
+
+def fingerprint(dataset) -> str:
+    """A short hash of a dataset's images and labels: changes if any pixel or label does."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(dataset.images).tobytes())
+    h.update(np.ascontiguousarray(dataset.labels).astype("<i8").tobytes())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------- models
+def build_model(spec, num_classes: int, shape):
+    """A fresh model for inputs of ``shape`` (C, H, W) and ``num_classes`` outputs.
+
+    ``spec``: ``'lenet'``; ``'mlp'`` (hidden 256, 128) or ``'mlp:512,256'``;
+    or a callable ``(num_classes, shape) -> Module``.
+    """
+    if callable(spec):
+        return spec(num_classes, tuple(shape))
+    name, sep, arg = str(spec).partition(":")
+    c, h, w = shape
+    if name == "lenet":
+        if h != w:
+            raise ValueError(f"LeNet needs square inputs, got {h}x{w}")
+        return models.LeNet(in_channels=c, num_classes=num_classes, input_size=h)
+    if name == "mlp":
+        hidden = tuple(int(v) for v in arg.split(",") if v) if sep else (256, 128)
+        return models.MLP(in_features=c * h * w, hidden=hidden, num_classes=num_classes)
+    raise ValueError(f"unknown model {spec!r}; use 'lenet', 'mlp' or 'mlp:H1,H2,...'")
+
+
+def model_name(spec) -> str:
+    """The spec as a string, for provenance and file names."""
+    if callable(spec):
+        return getattr(spec, "__name__", None) or repr(spec)
+    return str(spec)
+
+
+def spec_from_state(state: dict) -> tuple[str, int]:
+    """``(model spec, num_classes)`` read off a state_dict's keys and shapes.
+
+    Works for LeNet and MLP weights from minitl or from PyTorch (same keys).
+    """
+    if "features.0.weight" in state and "classifier.4.weight" in state:
+        return "lenet", int(np.shape(state["classifier.4.weight"])[0])
+    linear = sorted((int(k.split(".")[1]), np.shape(v)) for k, v in state.items()
+                    if k.startswith("layers.") and k.endswith(".weight"))
+    if linear:
+        hidden = [shape[0] for _, shape in linear[:-1]]
+        return "mlp:" + ",".join(str(h) for h in hidden), int(linear[-1][1][0])
+    raise ValueError("cannot tell the architecture from these weights: expected LeNet keys "
+                     "(features.0.weight, classifier.4.weight) or MLP keys (layers.N.weight)")
+
+
+# Per-dataset pixel mean and std of the training set, in [0, 1] units (for Normalize).
+NORMALIZATION = {
+    "fashion-mnist": (0.2860, 0.3530),
+    "mnist": (0.1307, 0.3081),
+    "kmnist": (0.1918, 0.3483),
+    "cifar-10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+
+
+def normalization(name: str):
+    """The ``Normalize`` transform usual for dataset ``name``."""
+    from .data import Normalize
+
+    mean, std = NORMALIZATION[name]
+    return Normalize(mean, std)

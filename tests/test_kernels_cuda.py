@@ -1,0 +1,412 @@
+"""The CUDA kernels (minitl._C_cuda) against the float64 reference.
+
+Each kernel test runs on two backends:
+
+* ``gpu`` (marked ``gpu``, skipped without one): CuPy arrays through
+  ``minitl.kernels.cuda`` and the real extension;
+* ``emu``: the same ``.cu`` sources compiled for the CPU by
+  ``csrc/cuda/emu/build.py`` (each CUDA thread a fiber, barriers and warp
+  shuffles honoured), driven through the same Python wrappers with NumPy
+  arrays posing as CuPy ones. It checks the kernels' indexing and reductions
+  on machines without a GPU; it cannot check timing, memory model or PTX.
+
+Outputs are poisoned with NaN before each run (``cuda._POISON``), inputs are
+fresh random numbers (never zeros), and float32 results must satisfy
+``||out - ref|| / ||ref|| < 1e-5`` against the reference in float64
+(float64 kernels: 1e-12). Import needs neither CuPy nor a GPU.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from cuda_emu import FAKE_CUPY, dev_array, emu_module
+from minitl.kernels import reference as ref
+ACTS = [None, "relu", "tanh", "sigmoid"]
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+# ------------------------------------------------------------------ backends
+@pytest.fixture(scope="module", params=["emu", pytest.param("gpu", marks=pytest.mark.gpu)])
+def dev(request):
+    """(kernels module, to_device, to_host) for one backend."""
+    from minitl import backend
+    from minitl.kernels import cuda
+
+    saved = {k: getattr(cuda, k) for k in ("_C", "_cp", "_POISON", "_SPLITS")}
+    saved_xp = backend._cupy
+    if request.param == "gpu":
+        cp = pytest.importorskip("cupy")
+        if not cuda.AVAILABLE:
+            pytest.skip(cuda.STATUS)
+        backend = SimpleNamespace(k=cuda, to_dev=cp.asarray, to_host=cp.asnumpy, name="gpu")
+    else:
+        cuda._C, cuda._cp = emu_module(), FAKE_CUPY
+        backend._cupy = np  # reference code on the posing arrays runs on NumPy
+        backend = SimpleNamespace(k=cuda, to_dev=dev_array, to_host=np.asarray, name="emu")
+    cuda._POISON = True
+    try:
+        yield backend
+    finally:
+        for k, v in saved.items():
+            setattr(cuda, k, v)
+        backend._cupy = saved_xp
+
+
+# ------------------------------------------------------------------- helpers
+def _rand(rng, shape, dtype):
+    """Random normal values rounded to ``dtype``, returned as float64."""
+    return rng.standard_normal(shape).astype(dtype).astype(np.float64)
+
+
+def _check(what, got, want, dtype):
+    assert got is not None and want is not None, what
+    got = np.asarray(got, dtype=np.float64)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    assert not np.isnan(got).any() or np.isnan(want).any(), f"{what}: unwritten (NaN) elements"
+    err, scale = np.linalg.norm(got - want), np.linalg.norm(want)
+    assert err <= TOL[dtype] * scale or err == 0, f"{what}: relative error {err / scale:.3g}"
+
+
+def _run(dev, name, *args, **kwargs):
+    """Call kernel ``name`` with float64 host arrays converted for the device."""
+    out = getattr(dev.k, name)(*args, **kwargs)
+    if isinstance(out, tuple):
+        return tuple(None if o is None else dev.to_host(o) for o in out)
+    return None if out is None else dev.to_host(out)
+
+
+seeds = st.integers(0, 2**32 - 1)
+needs_st = st.tuples(st.booleans(), st.booleans(), st.booleans()).filter(any)
+
+
+# -------------------------------------------------------------------- linear
+@given(n=st.integers(1, 70), k=st.integers(1, 70), out=st.integers(1, 70),
+       act=st.sampled_from(ACTS), bias=st.booleans(), needs=needs_st,
+       dtype=st.sampled_from(DTYPES), seed=seeds)
+def test_linear(dev, n, k, out, act, bias, needs, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x, w, gy = _rand(rng, (n, k), dtype), _rand(rng, (out, k), dtype), _rand(rng, (n, out), dtype)
+    b = _rand(rng, (out,), dtype) if bias else None
+    y_ref = ref.linear_forward(x, w, b, act)
+    d = lambda a: None if a is None else dev.to_dev(a.astype(dtype))  # noqa: E731
+    y = _run(dev, "linear_forward", d(x), d(w), d(b), act)
+    _check("linear y", y, y_ref, dtype)
+    # Backward from the reference's y (rounded to dtype) so both see one y.
+    y_in = y_ref.astype(dtype).astype(np.float64)
+    want = ref.linear_backward(gy, x, w, y_in, act, needs)
+    got = _run(dev, "linear_backward", d(gy), d(x), d(w), d(y_in), act, needs=needs)
+    for name, g, r, need in zip(("dx", "dw", "db"), got, want, needs):
+        assert (g is None) == (not need), name
+        if need:
+            _check(f"linear {name}", g, r, dtype)
+
+
+# -------------------------------------------------------------------- conv2d
+@st.composite
+def conv_geoms(draw):
+    n, c, o = draw(st.integers(1, 3)), draw(st.integers(1, 10)), draw(st.integers(1, 10))
+    h, w = draw(st.integers(1, 11)), draw(st.integers(1, 11))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    kh, kw = draw(st.integers(1, min(7, h + 2 * ph))), draw(st.integers(1, min(7, w + 2 * pw)))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return (n, c, h, w), (o, c, kh, kw), (sh, sw), (ph, pw)
+
+
+def _conv_case(dev, geom, act, bias, needs, dtype, seed):
+    (xs, ws, stride, padding) = geom
+    rng = np.random.default_rng(seed)
+    x, w = _rand(rng, xs, dtype), _rand(rng, ws, dtype)
+    b = _rand(rng, (ws[0],), dtype) if bias else None
+    d = lambda a: None if a is None else dev.to_dev(a.astype(dtype))  # noqa: E731
+    y_ref = ref.conv2d_forward(x, w, b, stride, padding, act)
+    _check("conv2d y", _run(dev, "conv2d_forward", d(x), d(w), d(b), stride, padding, act),
+           y_ref, dtype)
+    y_in = y_ref.astype(dtype).astype(np.float64)
+    gy = _rand(rng, y_ref.shape, dtype)
+    want = ref.conv2d_backward(gy, x, w, y_in, stride, padding, act, needs)
+    got = _run(dev, "conv2d_backward", d(gy), d(x), d(w), d(y_in), stride, padding, act,
+               needs=needs)
+    for name, g, r, need in zip(("dx", "dw", "db"), got, want, needs):
+        assert (g is None) == (not need), name
+        if need:
+            _check(f"conv2d {name}", g, r, dtype)
+
+
+@given(geom=conv_geoms(), act=st.sampled_from(ACTS), bias=st.booleans(), needs=needs_st,
+       dtype=st.sampled_from(DTYPES), seed=seeds)
+def test_conv2d(dev, geom, act, bias, needs, dtype, seed):
+    _conv_case(dev, geom, act, bias, needs, dtype, seed)
+
+
+@pytest.mark.parametrize("splits", [2, 3, 7])
+def test_conv2d_split_reduction(dev, splits):
+    """The weight gradient summed over sample-splits by the second kernel."""
+    dev.k._SPLITS = splits
+    try:
+        geom = ((5, 3, 9, 8), (4, 3, 3, 2), (1, 2), (1, 0))
+        for dtype in DTYPES:
+            _conv_case(dev, geom, "tanh", True, (True, True, True), dtype, splits)
+            _conv_case(dev, geom, None, True, (False, False, True), dtype, splits + 1)
+    finally:
+        dev.k._SPLITS = None
+
+
+# ------------------------------------------------------ conv2d + act + pool
+@given(geom=conv_geoms(), pool=st.sampled_from([(2, 2), (1, 2), (2, 1), (1, 1), (1, 3), (3, 2)]),
+       act=st.sampled_from(ACTS), bias=st.booleans(), needs=needs_st,
+       dtype=st.sampled_from(DTYPES), seed=seeds)
+def test_conv2d_pool(dev, geom, pool, act, bias, needs, dtype, seed):
+    from minitl.kernels import fused_reference as fref
+
+    xs, ws, stride, padding = geom
+    oh = ref.conv_output_size(xs[2], ws[2], stride[0], padding[0])
+    ow = ref.conv_output_size(xs[3], ws[3], stride[1], padding[1])
+    assume(oh >= pool[0] and ow >= pool[1])
+    rng = np.random.default_rng(seed)
+    x, w = _rand(rng, xs, dtype), _rand(rng, ws, dtype)
+    b = _rand(rng, (ws[0],), dtype) if bias else None
+    d = lambda a: None if a is None else dev.to_dev(a.astype(dtype))  # noqa: E731
+    y_ref, idx_ref = fref.conv2d_pool_forward(x, w, b, stride, padding, act, pool)
+    y, idx = _run(dev, "conv2d_pool_forward", d(x), d(w), d(b), stride, padding, act, pool)
+    _check("conv2d_pool y", y, y_ref, dtype)
+    if dtype == np.float64:  # float32 may break near-ties differently
+        np.testing.assert_array_equal(idx, idx_ref)
+    y_in = y_ref.astype(dtype).astype(np.float64)
+    gy = _rand(rng, y_ref.shape, dtype)
+    want = fref.conv2d_pool_backward(gy, x, w, y_in, idx_ref, stride, padding, act, pool, needs)
+    got = _run(dev, "conv2d_pool_backward", d(gy), d(x), d(w), d(y_in), dev.to_dev(idx_ref),
+               stride, padding, act, pool, needs=needs)
+    for name, g, r, need in zip(("dx", "dw", "db"), got, want, needs):
+        assert (g is None) == (not need), name
+        if need:
+            _check(f"conv2d_pool {name}", g, r, dtype)
+
+
+# ------------------------------------------------------------------- pooling
+@st.composite
+def pool_geoms(draw):
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    h, w = draw(st.integers(1, 10)), draw(st.integers(1, 10))
+    kh, kw = draw(st.integers(1, h)), draw(st.integers(1, w))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return (n, c, h, w), (kh, kw), (sh, sw)
+
+
+@given(geom=pool_geoms(), dtype=st.sampled_from(DTYPES), seed=seeds)
+def test_max_pool2d(dev, geom, dtype, seed):
+    xs, kernel, stride = geom
+    rng = np.random.default_rng(seed)
+    x = _rand(rng, xs, dtype)
+    y_ref, idx_ref = ref.max_pool2d_forward(x, kernel, stride)
+    y, idx = _run(dev, "max_pool2d_forward", dev.to_dev(x.astype(dtype)), kernel, stride)
+    _check("max_pool2d y", y, y_ref, dtype)
+    np.testing.assert_array_equal(idx, idx_ref)
+    gy = _rand(rng, y_ref.shape, dtype)
+    want = ref.max_pool2d_backward(gy, idx_ref, xs, kernel, stride)
+    got = _run(dev, "max_pool2d_backward", dev.to_dev(gy.astype(dtype)),
+               dev.to_dev(idx_ref), xs, kernel, stride)
+    _check("max_pool2d dx", got, want, dtype)
+
+
+@given(geom=pool_geoms(), dtype=st.sampled_from(DTYPES), seed=seeds)
+def test_avg_pool2d(dev, geom, dtype, seed):
+    xs, kernel, stride = geom
+    rng = np.random.default_rng(seed)
+    x = _rand(rng, xs, dtype)
+    y_ref = ref.avg_pool2d_forward(x, kernel, stride)
+    _check("avg_pool2d y", _run(dev, "avg_pool2d_forward", dev.to_dev(x.astype(dtype)),
+                                kernel, stride), y_ref, dtype)
+    gy = _rand(rng, y_ref.shape, dtype)
+    want = ref.avg_pool2d_backward(gy, xs, kernel, stride)
+    got = _run(dev, "avg_pool2d_backward", dev.to_dev(gy.astype(dtype)), xs, kernel, stride)
+    _check("avg_pool2d dx", got, want, dtype)
+
+
+# ------------------------------------------------------- softmax cross-entropy
+@given(n=st.integers(1, 40), c=st.integers(1, 70), smoothing=st.sampled_from([0.0, 0.1]),
+       dtype=st.sampled_from(DTYPES), seed=seeds)
+def test_cross_entropy(dev, n, c, smoothing, dtype, seed):
+    rng = np.random.default_rng(seed)
+    logits = _rand(rng, (n, c), dtype) * 3
+    target = rng.integers(0, c, n)
+    losses_ref, probs_ref = ref.cross_entropy_forward(logits, target, smoothing)
+    losses, probs = _run(dev, "cross_entropy_forward", dev.to_dev(logits.astype(dtype)),
+                         dev.to_dev(target), smoothing)
+    _check("cross_entropy losses", losses, losses_ref, dtype)
+    _check("cross_entropy probs", probs, probs_ref, dtype)
+    gl = _rand(rng, (n,), dtype)
+    probs_in = probs_ref.astype(dtype).astype(np.float64)
+    want = ref.cross_entropy_backward(gl, probs_in.copy(), target, smoothing)
+    got = _run(dev, "cross_entropy_backward", dev.to_dev(gl.astype(dtype)),
+               dev.to_dev(probs_in.astype(dtype)), dev.to_dev(target), smoothing)
+    _check("cross_entropy dlogits", got, want, dtype)
+
+
+# ---------------------------------------------------------------- optimizers
+shapes_st = st.lists(st.sampled_from([(3,), (7, 5), (1500,), (2, 1100), (1,), (4, 3, 5)]),
+                     min_size=1, max_size=4)
+
+
+def _opt_case(dev, name, shapes, dtype, seed, n_state, **hyper):
+    rng = np.random.default_rng(seed)
+    host = [[_rand(rng, s, dtype) for s in shapes] for _ in range(2 + n_state)]
+    if name == "adam_step":  # second moments are never negative
+        host[3] = [np.abs(v) for v in host[3]]
+    want = [[a.copy() for a in group] for group in host]
+    getattr(ref, name)(*want, **hyper)
+    devs = [[dev.to_dev(a.astype(dtype)) for a in group] for group in host]
+    getattr(dev.k, name)(*devs, **hyper)
+    labels = ("param", "grad", "state1", "state2")
+    for label, group_got, group_want in zip(labels, devs, want):
+        for got, exp in zip(group_got, group_want):
+            _check(f"{name} {label}", dev.to_host(got), exp, dtype)
+
+
+@given(shapes=shapes_st, momentum=st.sampled_from([0.0, 0.9]), nesterov=st.booleans(),
+       dampening=st.sampled_from([0.0, 0.1]), wd=st.sampled_from([0.0, 1e-2]),
+       first=st.booleans(), dtype=st.sampled_from(DTYPES), seed=seeds)
+def test_sgd_step(dev, shapes, momentum, nesterov, dampening, wd, first, dtype, seed):
+    _opt_case(dev, "sgd_step", shapes, dtype, seed, 1, lr=0.1, momentum=momentum,
+              dampening=dampening, nesterov=nesterov, weight_decay=wd, first=first)
+
+
+@given(shapes=shapes_st, step=st.integers(1, 50), wd=st.sampled_from([0.0, 1e-2]),
+       decoupled=st.booleans(), dtype=st.sampled_from(DTYPES), seed=seeds)
+def test_adam_step(dev, shapes, step, wd, decoupled, dtype, seed):
+    _opt_case(dev, "adam_step", shapes, dtype, seed, 2, step=step, lr=1e-2, beta1=0.9,
+              beta2=0.999, eps=1e-8, weight_decay=wd, decoupled=decoupled)
+
+
+def test_optimizers_over_many_tensors(dev):
+    """More tensors than one launch's list holds (48): the lists are split."""
+    shapes = [(i % 7 + 1, 3) for i in range(53)] + [(3000,)]
+    for dtype in DTYPES:
+        _opt_case(dev, "sgd_step", shapes, dtype, 1, 1, lr=0.05, momentum=0.9, dampening=0.0,
+                  nesterov=True, weight_decay=1e-3, first=False)
+        _opt_case(dev, "adam_step", shapes, dtype, 2, 2, step=3, lr=1e-3, beta1=0.9,
+                  beta2=0.99, eps=1e-8, weight_decay=0.1, decoupled=True)
+
+
+# -------------------------------------------------------------------- errors
+def test_shape_and_dtype_errors_name_the_arrays(dev):
+    d = dev.to_dev
+    x, w = d(np.ones((4, 3), np.float32)), d(np.ones((2, 5), np.float32))
+    with pytest.raises(ValueError, match=r"\(4, 3\).*\(2, 5\)"):
+        dev.k.linear_forward(x, w, None, None)
+    with pytest.raises(ValueError, match="float64"):
+        dev.k.linear_forward(x, d(np.ones((2, 3), np.float64)), None, None)
+    with pytest.raises(ValueError, match="activation"):
+        dev.k.linear_forward(x, d(np.ones((2, 3), np.float32)), None, "gelu")
+    with pytest.raises(ValueError, match="larger than padded input"):
+        dev.k.conv2d_forward(d(np.ones((1, 1, 3, 3), np.float32)),
+                             d(np.ones((1, 1, 5, 5), np.float32)), None, (1, 1), (0, 0), None)
+
+
+def test_zero_sized_batch(dev):
+    x = dev.to_dev(np.ones((0, 3), np.float32))
+    w = dev.to_dev(np.full((2, 3), 0.5, np.float32))
+    assert _run(dev, "linear_forward", x, w, None, "relu").shape == (0, 2)
+    gy = dev.to_dev(np.ones((0, 2), np.float32))
+    dx, dw, db = _run(dev, "linear_backward", gy, x, w, gy, "relu")
+    assert dx.shape == (0, 3) and not dw.any() and not db.any()
+
+
+# ------------------------------------------------------- GPU-only, end to end
+def _gpu():
+    cp = pytest.importorskip("cupy")
+    from minitl.kernels import cuda
+
+    if not cuda.AVAILABLE:
+        pytest.skip(cuda.STATUS)
+    return cp, cuda
+
+
+@pytest.mark.gpu
+def test_cuda_error_names_the_kernel():
+    cp, cuda = _gpu()
+    stream = cp.cuda.Stream(non_blocking=True)
+    with pytest.raises(RuntimeError, match=r"minitl\._C_cuda\.capture_end"):
+        cuda._C.capture_end(stream.ptr, cp.cuda.Device().id)  # no capture was begun
+
+
+@pytest.mark.gpu
+def test_count_kernels_counts_launches():
+    cp, cuda = _gpu()
+    x, w = cp.ones((8, 4), cp.float32), cp.ones((3, 4), cp.float32)
+    cuda.linear_forward(x, w, None, "relu")  # warm CuPy's pool
+    from minitl.kernels.cuda_launches import count_kernels
+
+    counts = count_kernels(lambda: cuda.linear_forward(x, w, None, "relu"))
+    assert counts["kernels"] == 1 and counts["minitl"] == 1, counts
+
+
+def _lenet_curve(device, steps, seed=0, batch=64):
+    import minitl
+    import minitl.nn.functional as F
+    from minitl import optim
+    from minitl.models import LeNet
+
+    rng = np.random.default_rng(seed)
+    n = 512  # a learnable task: class templates plus noise
+    labels = rng.integers(0, 10, n)
+    templates = rng.standard_normal((10, 1, 28, 28)).astype(np.float32)
+    images = (templates[labels] + rng.standard_normal((n, 1, 28, 28))).astype(np.float32)
+    order = np.concatenate([rng.permutation(n) for _ in range(steps * batch // n + 1)])
+    minitl.manual_seed(seed)
+    model = LeNet()
+    model.to(device)
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    losses = []
+    for step in range(steps):
+        idx = order[step * batch:(step + 1) * batch]
+        x = minitl.tensor(images[idx], device=device)
+        y = minitl.tensor(labels[idx], device=device)
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return np.array(losses)
+
+
+@pytest.mark.gpu
+def test_lenet_on_gpu_follows_the_cpu_loss_curve():
+    _gpu()
+    from minitl import kernels
+
+    assert kernels.active("cuda")["conv2d_forward"] == "cuda"
+    cpu, gpu = _lenet_curve("cpu", 200), _lenet_curve("cuda", 200)
+    assert gpu[-20:].mean() < 0.5 * gpu[:20].mean(), "LeNet did not learn on the GPU"
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-2, atol=1e-3)
+
+
+@pytest.mark.gpu
+def test_state_dict_round_trips_between_cpu_and_gpu():
+    cp, _ = _gpu()
+    import minitl
+    from minitl.models import LeNet
+
+    minitl.manual_seed(3)
+    cpu_model = LeNet()
+    sd = {k: np.array(v) for k, v in cpu_model.state_dict().items()}
+    gpu_model = LeNet()
+    gpu_model.to("cuda")
+    gpu_model.load_state_dict(sd)
+    x = np.random.default_rng(0).standard_normal((5, 1, 28, 28)).astype(np.float32)
+    with minitl.no_grad():
+        want = cpu_model(minitl.tensor(x)).numpy()
+        got = gpu_model(minitl.tensor(x, device="cuda")).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    gpu_sd = gpu_model.state_dict()
+    assert all(isinstance(v, cp.ndarray) for v in gpu_sd.values())
+    back = LeNet()
+    back.load_state_dict(gpu_sd)  # CuPy arrays into a CPU model
+    for k, v in back.state_dict().items():
+        assert isinstance(v, np.ndarray), k
+        np.testing.assert_array_equal(v, sd[k], err_msg=k)
