@@ -135,3 +135,19 @@ def test_fused_ops_keep_dtype(dtype):
     w = minitl.tensor(np.ones((4, 3, 3, 3)), dtype=dtype)
     y = F.max_pool2d(F.conv2d(x, w, activation="relu"), 2)
     assert y.dtype == dtype and y.shape == (2, 4, 3, 3)
+
+
+@given(data=st.data(), g=conv_geometry(max_size=8), act=st.sampled_from(["relu", "tanh", None]),
+       pool=st.sampled_from([(2, 2), (1, 2), (2, 1)]))
+def test_conv2d_pool_matches_the_chain(data, g, act, pool):
+    n, c, o, h, w, k, stride, pad = g
+    oh, ow = (h + 2 * pad[0] - k[0]) // stride[0] + 1, (w + 2 * pad[1] - k[1]) // stride[1] + 1
+    if oh < pool[0] or ow < pool[1]:
+        return
+    x = leaf(data.draw(arrays((n, c, h, w))))
+    wt, b = leaf(data.draw(arrays((o, c) + k))), leaf(data.draw(arrays((o,))))
+    fused = F.conv2d_pool(x, wt, b, stride, pad, activation=act, pool=pool)
+    chain = F.conv2d(x, wt, b, stride, pad, activation=act)
+    np.testing.assert_allclose(fused.numpy(), F.max_pool2d(chain, pool).numpy(), rtol=1e-12)
+    gradcheck(lambda *t: F.conv2d_pool(*t, stride, pad, activation="tanh" if act == "relu" else act, pool=pool),
+              [x, wt, b], mode="direction")

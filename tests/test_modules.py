@@ -190,3 +190,21 @@ def test_models_overfit_64_samples(model):
     with minitl.no_grad():
         acc = (m(x).numpy().argmax(1) == y.numpy()).mean()
     assert acc == 1.0, f"{model.__name__} reached only {acc:.2%} after 150 steps (loss {loss.item():.4f})"
+
+
+def test_lenet_fused_blocks_equal_the_unfused_chain():
+    """Sequential runs Conv2d->ReLU->MaxPool2d as one conv2d_pool call; values and
+    gradients must equal those of the layers called one by one."""
+    minitl.manual_seed(0)
+    m = LeNet()
+    x, y = batch(4)
+    F.cross_entropy(m(x), y).backward()
+    fused = {k: p.grad.numpy().copy() for k, p in m.named_parameters()}
+    m.zero_grad()
+    h = x
+    for layer in list(m.features) + [nn.Flatten()] + list(m.classifier):
+        h = layer(h)
+    F.cross_entropy(h, y).backward()
+    np.testing.assert_allclose(h.numpy(), m(x).numpy(), rtol=1e-5, atol=1e-6)
+    for k, p in m.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), fused[k], rtol=1e-4, atol=1e-6)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from . import reference
+from . import fused_reference, reference
 
 OPS = (
     "linear_forward", "linear_backward",
@@ -23,6 +23,8 @@ OPS = (
     "cross_entropy_forward", "cross_entropy_backward",
     "sgd_step", "adam_step",
 )
+# Fused ops beyond the card's list; their reference is a composite of the above.
+FUSED_OPS = ("conv2d_pool_forward", "conv2d_pool_backward")
 MODES = ("native", "auto", "reference")
 
 _mode: str | None = None
@@ -63,9 +65,10 @@ def _table(device: str) -> dict:
     table = _tables.get(device)
     if table is None:
         table = {op: (getattr(reference, op), "reference") for op in OPS}
+        table.update({op: (getattr(fused_reference, op), "reference") for op in FUSED_OPS})
         mod = _native_module(device) if mode() == "native" else None
         if mod is not None:
-            for op in OPS:
+            for op in OPS + FUSED_OPS:
                 fn = getattr(mod, op, None)
                 if fn is not None:
                     table[op] = (fn, mod.NAME)

@@ -52,9 +52,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation=Non
     return y if x.ndim == 2 else y.reshape(*lead, weight.shape[0])
 
 
-def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, activation=None,
-           layer: str = ""):
-    """2-D convolution (cross-correlation); x (N, C, H, W), weight (O, C, kh, kw)."""
+def _check_conv(x, weight, bias, stride, padding, activation, layer):
+    """Validate conv arguments; returns (stride, padding, (OH, OW)) normalised."""
     _check_activation(activation)
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     if x.ndim != 4:
@@ -71,12 +70,34 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     if min(stride) < 1 or min(padding) < 0:
         raise ValueError(f"{_where(layer)}conv2d needs stride >= 1 and padding >= 0, got {stride}, {padding}")
     kh, kw = weight.shape[2:]
-    if conv_output_size(x.shape[2], kh, stride[0], padding[0]) < 1 or \
-            conv_output_size(x.shape[3], kw, stride[1], padding[1]) < 1:
+    out = (conv_output_size(x.shape[2], kh, stride[0], padding[0]),
+           conv_output_size(x.shape[3], kw, stride[1], padding[1]))
+    if min(out) < 1:
         raise ValueError(
             f"{_where(layer)}conv2d kernel {(kh, kw)} with padding {padding} does not fit input of shape {x.shape}"
         )
+    return stride, padding, out
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, activation=None,
+           layer: str = ""):
+    """2-D convolution (cross-correlation); x (N, C, H, W), weight (O, C, kh, kw)."""
+    stride, padding, _ = _check_conv(x, weight, bias, stride, padding, activation, layer)
     return fused.Conv2d.apply(x, weight, bias, stride=stride, padding=padding, activation=activation)
+
+
+def conv2d_pool(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, activation=None,
+                pool=2, layer: str = ""):
+    """act(max_pool2d(conv2d(x, weight) + bias, pool)) over non-overlapping windows, as one op.
+
+    Equal in value to ``max_pool2d(act(conv2d(...)), pool)`` for the monotone
+    activations; the compiled kernels never materialise the full conv output.
+    """
+    stride, padding, out = _check_conv(x, weight, bias, stride, padding, activation, layer)
+    pool = _pair(pool, "pool")
+    if min(pool) < 1 or out[0] < pool[0] or out[1] < pool[1]:
+        raise ValueError(f"{_where(layer)}pool window {pool} does not fit the conv output {out}")
+    return fused.Conv2dPool.apply(x, weight, bias, stride=stride, padding=padding, activation=activation, pool=pool)
 
 
 def _pool_args(x, kernel_size, stride, name):

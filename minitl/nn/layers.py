@@ -40,7 +40,12 @@ class Conv2d(Module):
         self.weight = Parameter(kaiming_uniform(shape))
         self.register_parameter("bias", Parameter(bias_uniform(out_channels, shape)) if bias else None)
 
-    def forward(self, x, activation=None):
+    def forward(self, x, activation=None, pool=None):
+        """The convolution; ``activation`` and a following non-overlapping max-``pool``
+        can be fused into the same kernel call (Sequential does this)."""
+        if pool is not None:
+            return F.conv2d_pool(x, self.weight, self.bias, self.stride, self.padding, activation=activation,
+                                 pool=pool, layer=self._label())
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, activation=activation,
                         layer=self._label())
 
@@ -121,6 +126,11 @@ class Identity(Module):
 
 
 _FUSABLE = (Linear, Conv2d)
+
+
+def _is_tiling_max_pool(m) -> bool:
+    """A MaxPool2d (not AvgPool2d) whose windows do not overlap: fusable into the conv."""
+    return type(m) is MaxPool2d and (m.stride is None or F._pair(m.stride, "stride") == F._pair(m.kernel_size, "k"))
 _ACTIVATIONS = (ReLU, Tanh, Sigmoid)
 
 
@@ -159,13 +169,17 @@ class Sequential(Module):
         layers = list(self._modules.values())
         i = 0
         while i < len(layers):
-            layer = layers[i]
-            nxt = layers[i + 1] if i + 1 < len(layers) else None
-            # Layer + activation run as one fused kernel call; the state_dict is unchanged.
-            if isinstance(layer, _FUSABLE) and type(nxt) in _ACTIVATIONS:
-                x = layer(x, activation=nxt.activation)
-                i += 2
-            else:
-                x = layer(x)
-                i += 1
+            layer, fused = layers[i], 1
+            kwargs = {}
+            # Layer + activation (+ non-overlapping max-pool after a conv) run as one
+            # fused kernel call; the modules and the state_dict are unchanged.
+            if isinstance(layer, _FUSABLE):
+                nxt = layers[i + 1] if i + 1 < len(layers) else None
+                if type(nxt) in _ACTIVATIONS:
+                    kwargs["activation"], fused = nxt.activation, 2
+                after = layers[i + fused] if i + fused < len(layers) else None
+                if isinstance(layer, Conv2d) and _is_tiling_max_pool(after):
+                    kwargs["pool"], fused = after.kernel_size, fused + 1
+            x = layer(x, **kwargs)
+            i += fused
         return x

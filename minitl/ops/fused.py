@@ -49,6 +49,26 @@ class Conv2d(Function):
         return ctx.bwd(g, x, w, y, stride, padding, activation, ctx.needs_input_grad)
 
 
+class Conv2dPool(Function):
+    """y = act(max_pool2d(conv2d(x, w) + b)) over non-overlapping windows: LeNet's
+    Conv2d -> ReLU -> MaxPool2d block as one kernel call (equal in value to the
+    unfused chain for the monotone activations)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride=(1, 1), padding=(0, 0), activation=None, pool=(2, 2)):
+        fwd, ctx.bwd = _kernel_pair("conv2d_pool", x)
+        y, ctx.indices = fwd(x, w, b, stride, padding, activation, pool)
+        ctx.save_for_backward(x, w, y)
+        ctx.geometry = (stride, padding, activation, pool)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w, y = ctx.saved
+        stride, padding, activation, pool = ctx.geometry
+        return ctx.bwd(g, x, w, y, ctx.indices, stride, padding, activation, pool, ctx.needs_input_grad)
+
+
 class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, kernel_size, stride):
