@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "common.h"
 
@@ -70,6 +71,28 @@ inline void bias_act_span(T* __restrict y, i64 n, T bias, Act act) {
     }
 }
 
+// dst[0:n] = act(src + bias); dst may equal src.
+template <class T>
+inline void bias_act_copy(T* dst, const T* src, i64 n, T bias, Act act) {
+    switch (act) {
+        case Act::None:
+            for (i64 i = 0; i < n; ++i) dst[i] = src[i] + bias;
+            break;
+        case Act::Relu:
+            for (i64 i = 0; i < n; ++i) {
+                T v = src[i] + bias;
+                dst[i] = v > T(0) ? v : T(0);
+            }
+            break;
+        case Act::Tanh:
+            for (i64 i = 0; i < n; ++i) dst[i] = tanh_fast(T(src[i] + bias));
+            break;
+        case Act::Sigmoid:
+            for (i64 i = 0; i < n; ++i) dst[i] = sigmoid(T(src[i] + bias));
+            break;
+    }
+}
+
 // y[0:n] = act(y + b[0:n]) with one bias per element (a row of a linear layer).
 template <class T>
 inline void bias_act_row(T* __restrict y, i64 n, const T* __restrict b, Act act) {
@@ -90,6 +113,37 @@ inline void bias_act_row(T* __restrict y, i64 n, const T* __restrict b, Act act)
         case Act::Sigmoid:
             for (i64 i = 0; i < n; ++i) y[i] = sigmoid(T(y[i] + (b ? b[i] : T(0))));
             break;
+    }
+}
+
+// act'(z) expressed through the output y = act(z).
+template <class T>
+inline T act_slope(T y, Act act) {
+    switch (act) {
+        case Act::Relu: return T(y > T(0));  // arithmetic, not a branch on random data
+        case Act::Tanh: return T(1) - y * y;
+        case Act::Sigmoid: return y * (T(1) - y);
+        default: return T(1);
+    }
+}
+
+// act_slope with the activation fixed at compile time, for hot loops.
+template <Act A, class T>
+inline T act_slope_t(T y) {
+    if constexpr (A == Act::Relu) return T(y > T(0));
+    else if constexpr (A == Act::Tanh) return T(1) - y * y;
+    else if constexpr (A == Act::Sigmoid) return y * (T(1) - y);
+    else return T(1);
+}
+
+// Calls f(std::integral_constant<Act, act>) so a loop can be specialised per activation.
+template <class F>
+inline void with_act(Act act, F f) {
+    switch (act) {
+        case Act::None: f(std::integral_constant<Act, Act::None>()); break;
+        case Act::Relu: f(std::integral_constant<Act, Act::Relu>()); break;
+        case Act::Tanh: f(std::integral_constant<Act, Act::Tanh>()); break;
+        case Act::Sigmoid: f(std::integral_constant<Act, Act::Sigmoid>()); break;
     }
 }
 

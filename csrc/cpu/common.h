@@ -71,7 +71,7 @@ inline void split_range(i64 n, int parts, int i, i64& lo, i64& hi) {
 // Per-thread, 64-byte aligned buffers that only grow, so the hot loops never
 // call malloc. `slot` names independent buffers used at the same time.
 enum Slot : int {
-    kGemmA = 0, kGemmB, kCols, kGrad, kTmp, kTmp2, kNumSlots
+    kGemmA = 0, kGemmB, kCols, kGrad, kTmp, kTmp2, kAcc, kNumSlots
 };
 
 void* scratch_bytes(int slot, std::size_t bytes);

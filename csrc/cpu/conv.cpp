@@ -23,11 +23,12 @@ py::object forward(py::handle xh, py::handle wh, py::handle bh, py::object strid
     {
         py::gil_scoped_release nogil;
         const i64 P = g.P();
-        conv_forward_core<T>(
-            g, xp, wp, [&](i64 n) { return yp + n * g.O * P; },
-            [&](i64, T* z) {
-                for (i64 o = 0; o < g.O; ++o) bias_act_span(z + o * P, P, b ? b[o] : T(0), act);
-            });
+        conv_forward_core<T>(g, xp, wp, [&](i64 n, const T* z, i64 zplane, i64 zrow) {
+            for (i64 o = 0; o < g.O; ++o)
+                for (i64 h = 0; h < g.OH; ++h)
+                    bias_act_copy(yp + (n * g.O + o) * P + h * g.OW, z + o * zplane + h * zrow,
+                                  g.OW, b ? b[o] : T(0), act);
+        });
     }
     return y;
 }
@@ -57,12 +58,14 @@ py::tuple backward(py::handle gyh, py::handle xh, py::handle wh, py::handle yh,
     const T* yp = act != Act::None ? y.data() : nullptr;
     {
         py::gil_scoped_release nogil;
-        const i64 OP = g.O * g.P();
-        auto gz = [&](i64 n) -> const T* {
-            if (act == Act::None) return gyp + n * OP;
-            T* buf = scratch<T>(kGrad, OP);
-            act_grad(buf, gyp + n * OP, yp + n * OP, OP, act);
-            return buf;
+        const i64 P = g.P();
+        // Sample n's gradient through the activation, onto the core's grid.
+        auto gz = [&](i64 n, T* dst, i64 zplane, i64 zrow) {
+            for (i64 o = 0; o < g.O; ++o)
+                for (i64 h = 0; h < g.OH; ++h) {
+                    const i64 at = (n * g.O + o) * P + h * g.OW;
+                    act_grad(dst + o * zplane + h * zrow, gyp + at, yp ? yp + at : nullptr, g.OW, act);
+                }
         };
         conv_backward_core<T>(g, xp, wp, gz, dxp, dwp, dbp);
     }

@@ -1,16 +1,23 @@
-// Convolution core shared by conv2d and the fused conv2d+pool: im2col /
-// col2im and the per-sample GEMM drivers, forward and backward.
+// Convolution drivers shared by conv2d and the fused conv2d+pool, forward
+// and backward, NCHW.
 //
-// Layout: NCHW. For one sample, the columns matrix is (C*kh*kw) x (OH*OW),
-// so y[n] (O x OH*OW) = w (O x C*kh*kw) . cols, already in NCHW order.
-// Samples are spread over threads; each thread keeps its own columns and,
-// for the weight gradient, its own accumulator, summed at the end.
+// Stride 1 (LeNet, most nets) takes the padded-grid path of conv_s1.h: no
+// im2col, the GEMM microkernel reads the padded image in place. Other
+// strides build im2col per sample ((C*kh*kw) x (OH*OW)), so that
+// y[n] (O x OH*OW) = w (O x C*kh*kw) . cols, already in NCHW order, and
+// scatter the input gradient back with col2im.
+//
+// Samples are spread over threads (dynamic schedule: a preempted thread on
+// a shared machine does not hold the others up); weight gradients go to one
+// accumulator per fixed chunk of samples, summed in order, so results do not
+// depend on the thread count.
 #pragma once
 
 #include <cstring>
 #include <vector>
 
 #include "common.h"
+#include "conv_s1.h"
 #include "gemm.h"
 
 namespace minitl {
@@ -19,8 +26,6 @@ struct ConvGeom {
     i64 N, C, H, W, O, KH, KW, sh, sw, ph, pw, OH, OW;
     i64 P() const { return OH * OW; }
     i64 K() const { return C * KH * KW; }
-    // 1x1, stride 1, no padding: the input plane *is* the columns matrix.
-    bool direct() const { return KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
     double macs() const { return double(N) * O * P() * K(); }
 };
 
@@ -85,27 +90,53 @@ void col2im(const ConvGeom& g, const T* __restrict dcols, T* __restrict dx) {
             }
 }
 
-// z[n] (O x P) = w . cols(x[n]) for every sample, then epilogue(n, z_n) on
-// the thread that computed it (bias, activation, pooling while z_n is hot).
-// `zbuf(n)` says where sample n's product goes.
-template <class T, class ZBuf, class Epilogue>
-void conv_forward_core(const ConvGeom& g, const T* x, const T* w, ZBuf zbuf, Epilogue epilogue) {
+// Samples whose weight gradients share one accumulator in conv backward.
+constexpr i64 kChunk = 4;
+
+// Threads for a per-sample loop over N samples of `work` multiply-adds.
+inline int sample_threads(double work, i64 N) {
+    return static_cast<int>(std::min<i64>(threads_for(work, 1 << 16), std::max<i64>(N, 1)));
+}
+
+// Stride-1 convs take the padded-grid path of conv_s1.h; other strides
+// build im2col. For every sample, z = conv(x[n], w) (O planes, row stride
+// zrow, plane stride zplane) is computed on one thread, then
+// epilogue(n, z, zplane, zrow) writes the output from it while it is hot
+// (bias, activation, pooling).
+template <class T, class Epilogue>
+void conv_forward_core(const ConvGeom& g, const T* x, const T* w, Epilogue epilogue) {
     const i64 P = g.P(), K = g.K(), xs = g.C * g.H * g.W;
-    const int nt = std::min<i64>(threads_for(g.macs(), 1 << 16), g.N);
-    auto one = [&](i64 n, bool par) {
-        const T* cols = x + n * xs;
-        if (!g.direct()) {
-            T* buf = scratch<T>(kCols, K * P);
-            im2col(g, x + n * xs, buf);
-            cols = buf;
+    const int nt = sample_threads(g.macs(), g.N);
+    if (g.sh == 1 && g.sw == 1) {
+        const Slide s(g.C, g.H, g.W, g.ph, g.pw, g.KH, g.KW, Tile<T>::NR);
+        const std::vector<i64> off = s.offsets();
+        std::vector<T> pa(static_cast<std::size_t>(packed_a_size<T>(g.O, K)));
+        pack_a_full<T>(g.O, K, w, K, 1, pa.data());
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 2)
+#endif
+        for (i64 n = 0; n < g.N; ++n) {
+            T* xpad = scratch<T>(kCols, s.buf);
+            const T* xn = x + n * xs;
+            s.pad(xpad, [&](i64 c, i64 h, T* dst) {
+                std::memcpy(dst, xn + (c * g.H + h) * g.W, g.W * sizeof(T));
+            });
+            T* z = scratch<T>(kTmp2, g.O * s.Qr);
+            slide_product(s, g.O, pa.data(), off.data(), xpad, z);
+            epilogue(n, static_cast<const T*>(z), s.Qr, s.Wp);
         }
-        T* z = zbuf(n);
+        return;
+    }
+    auto one = [&](i64 n, bool par) {
+        T* cols = scratch<T>(kCols, K * P);
+        im2col(g, x + n * xs, cols);
+        T* z = scratch<T>(kTmp2, g.O * P);
         gemm<T>(g.O, P, K, T(1), w, K, 1, cols, P, 1, T(0), z, P, par);
-        epilogue(n, z);
+        epilogue(n, static_cast<const T*>(z), P, g.OW);
     };
     if (nt > 1) {
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 2)
 #endif
         for (i64 n = 0; n < g.N; ++n) one(n, false);
     } else {
@@ -113,72 +144,163 @@ void conv_forward_core(const ConvGeom& g, const T* x, const T* w, ZBuf zbuf, Epi
     }
 }
 
-// dx, dw, db (each may be null) of a convolution whose output gradient for
-// sample n is produced by gz(n) -> const T* (O x P), computed on the thread
-// that uses it (activation and pooling gradients fused there).
+// dx, dw, db (each may be null) of a convolution. gz(n, dst, plane, row)
+// writes sample n's output gradient (O planes of OH x OW, with the given
+// plane and row strides) into a zeroed buffer; it runs on the thread that
+// uses it, so activation and pooling gradients are fused there.
 template <class T, class GZ>
 void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx, T* dw, T* db) {
     const i64 P = g.P(), K = g.K(), xs = g.C * g.H * g.W;
     const double work = g.macs() * ((dx ? 1 : 0) + (dw ? 1 : 0)) + double(g.N) * g.O * P;
-    const int nt = std::min<i64>(threads_for(work, 1 << 16), g.N);
-    const bool par_gemm = nt <= 1;
-    // One (dw, db) accumulator per thread, summed after the loop.
+    const int nt = sample_threads(work, g.N);
+    const bool s1 = g.sh == 1 && g.sw == 1;
+    const Slide sx(g.C, g.H, g.W, g.ph, g.pw, g.KH, g.KW, Tile<T>::NR);
+    const Slide sd(g.O, g.OH, g.OW, g.KH - 1 - g.ph, g.KW - 1 - g.pw, g.KH, g.KW, Tile<T>::NR);
+    // Stride-1 dx, two ways (chosen by estimated cost):
+    // * scatter: dcols (K x Qr) = w^T . gz on the padded grid, each row added
+    //   straight into the padded input gradient at the tap's offset (col2im
+    //   fused into the microkernel's store; inner dimension O);
+    // * flipped: dx as a stride-1 conv of the padded gradient with flipped
+    //   weights (inner dimension O*kh*kw, but it also multiplies the zero
+    //   border of the padded gradient; needs padding < kernel).
+    // Other strides use GEMM + col2im.
+    auto up = [](i64 v, i64 m) { return (v + m - 1) / m * m; };
+    const double flip_cost = double(up(g.C, Tile<T>::MR)) * g.O * g.KH * g.KW * sd.Qr;
+    const double scatter_cost = double(up(K, Tile<T>::MR)) * sx.Qr * g.O * (1.0 + 8.0 / g.O);
+    const bool s1dx = s1 && g.ph < g.KH && g.pw < g.KW && flip_cost < scatter_cost;
+    const bool scatter_dx = s1 && !s1dx;
+    std::vector<i64> offs;  // tap offsets in (i, j, c) order: a tile's rows are planes apart
+    std::vector<T> pas;     // w^T in that order, packed
+    if (dx && scatter_dx) {
+        std::vector<T> wt(static_cast<std::size_t>(K * g.O));
+        offs.resize(static_cast<std::size_t>(K));
+        for (i64 i = 0, r = 0; i < g.KH; ++i)
+            for (i64 j = 0; j < g.KW; ++j)
+                for (i64 c = 0; c < g.C; ++c, ++r) {
+                    offs[r] = c * sx.plane + i * sx.Wp + j;
+                    for (i64 o = 0; o < g.O; ++o) wt[r * g.O + o] = w[((o * g.C + c) * g.KH + i) * g.KW + j];
+                }
+        pas.resize(static_cast<std::size_t>(packed_a_size<T>(K, g.O)));
+        pack_a_full<T>(K, g.O, wt.data(), g.O, 1, pas.data());
+    }
+    // Weight gradient by the GEMM microkernel when the output channels fill
+    // most of its 16-wide (8 for double) register tile, else by the direct
+    // correlation kernel; the GEMM one accumulates dw transposed (K x O).
+    const bool dw_by_gemm = dw && s1 && g.O * 4 >= Tile<T>::NR * 3;
+    const std::vector<i64> offx = dw_by_gemm ? sx.offsets() : std::vector<i64>();
+    std::vector<i64> offd;
+    std::vector<T> paf;  // w flipped and transposed to (C, O, KH, KW), packed
+    if (dx && s1dx) {
+        offd = sd.offsets();
+        std::vector<T> wf(static_cast<std::size_t>(g.O * K));
+        const i64 KO = g.O * g.KH * g.KW;
+        for (i64 o = 0; o < g.O; ++o)
+            for (i64 c = 0; c < g.C; ++c)
+                for (i64 i = 0; i < g.KH; ++i)
+                    for (i64 j = 0; j < g.KW; ++j)
+                        wf[c * KO + (o * g.KH + (g.KH - 1 - i)) * g.KW + (g.KW - 1 - j)] =
+                            w[((o * g.C + c) * g.KH + i) * g.KW + j];
+        paf.resize(static_cast<std::size_t>(packed_a_size<T>(g.C, KO)));
+        pack_a_full<T>(g.C, KO, wf.data(), KO, 1, paf.data());
+    }
+    // One (dw, db) accumulator per chunk of kChunk samples, summed in chunk
+    // order at the end: the result does not depend on the thread count or on
+    // which thread took which chunk (dynamic scheduling keeps both cores
+    // busy when the machine is shared and one thread gets preempted).
     const i64 acc_size = (dw ? g.O * K : 0) + (db ? g.O : 0);
-    std::vector<T> acc(static_cast<std::size_t>(acc_size * std::max(nt, 1)), T(0));
+    const i64 chunks = (g.N + kChunk - 1) / kChunk;
+    // From the calling thread's scratch (shared with the team): a fresh
+    // vector this size would be mmap'ed and page-faulted on every call.
+    T* acc = scratch<T>(kAcc, acc_size * std::max<i64>(chunks, 1));
+    std::fill(acc, acc + acc_size * std::max<i64>(chunks, 1), T(0));
 
-    auto one = [&](i64 n, T* acc_t) {
-        const T* gzn = gz(n);
-        if (dw) {
-            const T* cols = x + n * xs;
-            if (!g.direct()) {
-                T* buf = scratch<T>(kCols, K * P);
-                im2col(g, x + n * xs, buf);
-                cols = buf;
-            }
-            // dw (O x K) += gz_n (O x P) . cols^T (P x K)
-            gemm<T>(g.O, K, P, T(1), gzn, P, 1, cols, 1, P, T(1), acc_t, K, par_gemm);
-        }
+    auto one = [&](i64 n, T* acc_t, bool par) {
+        const T* xn = x + n * xs;
+        // The gradient on the grid its consumers read: padded-width rows on the
+        // stride-1 path, compact planes otherwise.
+        const i64 zplane = s1 ? sx.Qr : P, zrow = s1 ? sx.Wp : g.OW;
+        T* gzn = scratch<T>(kGrad, g.O * zplane);
+        std::memset(gzn, 0, g.O * zplane * sizeof(T));
+        gz(n, gzn, zplane, zrow);
         if (db) {
             T* dbt = acc_t + (dw ? g.O * K : 0);
-            for (i64 o = 0; o < g.O; ++o) {
-                const T* r = gzn + o * P;
-                T s = T(0);
-                for (i64 p = 0; p < P; ++p) s += r[p];
-                dbt[o] += s;
-            }
+            for (i64 o = 0; o < g.O; ++o) dbt[o] += sum_span(gzn + o * zplane, zplane);
         }
-        if (dx) {
-            // dcols (K x P) = w^T (K x O) . gz_n (O x P), scattered back by col2im.
-            if (g.direct()) {
-                gemm<T>(K, P, g.O, T(1), w, 1, K, gzn, P, 1, T(0), dx + n * xs, P, par_gemm);
+        if (dw && s1) {
+            T* xpad = scratch<T>(kCols, sx.buf);
+            sx.pad(xpad, [&](i64 c, i64 h, T* dst) {
+                std::memcpy(dst, xn + (c * g.H + h) * g.W, g.W * sizeof(T));
+            });
+            if (dw_by_gemm) {
+                // dw^T (K x O) += im2col(xpad) (K x Qr) . gz^T (Qr x O): the
+                // microkernel reads each im2col row in place from xpad.
+                T* pg = scratch<T>(kTmp2, packed_b_size<T>(sx.Qr, g.O));
+                pack_b_full<T>(sx.Qr, g.O, gzn, 1, zplane, pg);
+                gemm_offset_a<T>(K, g.O, sx.Qr, xpad, offx.data(), pg, T(1), acc_t, g.O);
             } else {
-                T* dcols = scratch<T>(kTmp, K * P);
-                gemm<T>(K, P, g.O, T(1), w, 1, K, gzn, P, 1, T(0), dcols, P, par_gemm);
-                col2im(g, dcols, dx + n * xs);
+                dw_accumulate(sx, g.O, static_cast<const T*>(gzn), static_cast<const T*>(xpad), acc_t);
             }
+        } else if (dw) {
+            T* cols = scratch<T>(kCols, K * P);
+            im2col(g, xn, cols);
+            // dw (O x K) += gz_n (O x P) . cols^T (P x K)
+            gemm<T>(g.O, K, P, T(1), gzn, P, 1, cols, 1, P, T(1), acc_t, K, par);
+        }
+        if (dx && s1dx) {
+            T* gpad = scratch<T>(kTmp, sd.buf);
+            sd.pad(gpad, [&](i64 o, i64 h, T* dst) {
+                std::memcpy(dst, gzn + o * zplane + h * zrow, g.OW * sizeof(T));
+            });
+            T* zd = scratch<T>(kTmp2, g.C * sd.Qr);
+            slide_product(sd, g.C, paf.data(), offd.data(), gpad, zd);
+            T* dxn = dx + n * xs;
+            for (i64 c = 0; c < g.C; ++c)
+                for (i64 h = 0; h < g.H; ++h)
+                    std::memcpy(dxn + (c * g.H + h) * g.W, zd + c * sd.Qr + h * sd.Wp,
+                                g.W * sizeof(T));
+        } else if (dx && scatter_dx) {
+            T* dxpad = scratch<T>(kTmp, sx.buf);
+            std::memset(dxpad, 0, sx.buf * sizeof(T));
+            gemm_scatter_add<T>(K, sx.Qr, g.O, pas.data(), gzn, zplane, dxpad, offs.data());
+            T* dxn = dx + n * xs;
+            for (i64 c = 0; c < g.C; ++c)
+                for (i64 h = 0; h < g.H; ++h)
+                    std::memcpy(dxn + (c * g.H + h) * g.W, dxpad + c * sx.plane + (h + g.ph) * sx.Wp + g.pw,
+                                g.W * sizeof(T));
+        } else if (dx) {
+            const T* gzc = gzn;
+            if (s1) {  // compact the padded-width rows for the im2col path
+                T* c = scratch<T>(kTmp2, g.O * P);
+                for (i64 o = 0; o < g.O; ++o)
+                    for (i64 h = 0; h < g.OH; ++h)
+                        std::memcpy(c + o * P + h * g.OW, gzn + o * zplane + h * zrow,
+                                    g.OW * sizeof(T));
+                gzc = c;
+            }
+            // dcols (K x P) = w^T (K x O) . gz_n (O x P), scattered back by col2im.
+            T* dcols = scratch<T>(kTmp, K * P);
+            gemm<T>(K, P, g.O, T(1), w, 1, K, gzc, P, 1, T(0), dcols, P, par);
+            col2im(g, dcols, dx + n * xs);
         }
     };
-    if (nt > 1) {
+    const bool par = nt <= 1;  // one thread over samples: let the GEMMs thread instead
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
 #endif
-        {
-            const int t = thread_id();
-            i64 lo, hi;
-            split_range(g.N, team_size(), t, lo, hi);
-            for (i64 n = lo; n < hi; ++n) one(n, acc.data() + t * acc_size);
-        }
-    } else {
-        for (i64 n = 0; n < g.N; ++n) one(n, acc.data());
-    }
-    // Sum the per-thread accumulators into the outputs.
+    for (i64 ch = 0; ch < chunks; ++ch)
+        for (i64 n = ch * kChunk; n < std::min(g.N, (ch + 1) * kChunk); ++n)
+            one(n, acc + ch * acc_size, par);
+    // Sum the chunk accumulators into the outputs, in chunk order.
+    const i64 nw = dw ? g.O * K : 0;
     for (i64 i = 0; i < acc_size; ++i) {
-        T s = T(0);
-        for (int t = 0; t < std::max(nt, 1); ++t) s += acc[t * acc_size + i];
-        if (dw && i < g.O * K)
-            dw[i] = s;
-        else if (db)
-            db[i - (dw ? g.O * K : 0)] = s;
+        T sum = T(0);
+        for (i64 ch = 0; ch < chunks; ++ch) sum += acc[ch * acc_size + i];
+        if (i >= nw)
+            db[i - nw] = sum;
+        else if (dw_by_gemm)
+            dw[(i % g.O) * K + i / g.O] = sum;  // from (K x O)
+        else
+            dw[i] = sum;
     }
 }
 

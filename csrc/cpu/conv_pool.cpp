@@ -54,17 +54,15 @@ py::tuple forward(py::handle xh, py::handle wh, py::handle bh, py::object stride
     const T *xp = x.data(), *wp = w.data();
     {
         py::gil_scoped_release nogil;
-        const i64 P = g.P(), Q = d.PH * d.PW;
-        conv_forward_core<T>(
-            g, xp, wp, [&](i64) { return scratch<T>(kTmp2, g.O * P); },
-            [&](i64 n, T* z) {
-                for (i64 o = 0; o < g.O; ++o) {
-                    T* yo = yp + (n * g.O + o) * Q;
-                    max_pool_plane(z + o * P, g.OH, g.OW, d.kh, d.kw, d.kh, d.kw, d.PH, d.PW, yo,
-                                   ip + (n * g.O + o) * Q);
-                    bias_act_span(yo, Q, b ? b[o] : T(0), act);
-                }
-            });
+        const i64 Q = d.PH * d.PW;
+        conv_forward_core<T>(g, xp, wp, [&](i64 n, const T* z, i64 zplane, i64 zrow) {
+            for (i64 o = 0; o < g.O; ++o) {
+                T* yo = yp + (n * g.O + o) * Q;
+                max_pool_plane(z + o * zplane, zrow, d.kh, d.kw, d.kh, d.kw, d.PH, d.PW, yo,
+                               ip + (n * g.O + o) * Q, g.OW);
+                bias_act_span(yo, Q, b ? b[o] : T(0), act);
+            }
+        });
     }
     return py::make_tuple(y, idx);
 }
@@ -89,7 +87,10 @@ py::tuple backward(py::handle gyh, py::handle xh, py::handle wh, py::handle yh, 
     if (ia.dtype().kind() != 'i' && ia.dtype().kind() != 'u')
         fail_type(std::string(kBwd) + ": indices must be integers, got " + std::string(py::str(ia.dtype())));
     expect_shape4(kBwd, "indices", ia, g.N, g.O, d.PH, d.PW, why);
-    auto idx = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(ia);
+    // int32 (what forward returns) is read as is; other integer types as int64.
+    const bool i32 = ia.dtype().is(py::dtype::of<std::int32_t>());
+    py::array idx = i32 ? py::array(contig<std::int32_t>(ia))
+                        : py::array(py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(ia));
 
     py::object dx = py::none(), dw = py::none(), db = py::none();
     if (!(need_dx || need_dw || need_db)) return py::make_tuple(dx, dw, db);
@@ -99,28 +100,42 @@ py::tuple backward(py::handle gyh, py::handle xh, py::handle wh, py::handle yh, 
     if (need_db) { auto a = empty<T>({g.O}); dbp = a.mutable_data(); db = a; }
     const T *xp = x.data(), *wp = w.data(), *gyp = gy.data();
     const T* yp = act != Act::None ? y.data() : nullptr;
-    const std::int64_t* ixp = idx.data();
+    const void* ixp = idx.data();
+    if (act == Act::None) yp = nullptr;
     std::atomic<bool> bad{false};
     {
         py::gil_scoped_release nogil;
         const i64 P = g.P(), Q = d.PH * d.PW;
-        // Sample n's conv-output gradient: zero except at each window's argmax.
-        auto gz = [&](i64 n) -> const T* {
-            T* buf = scratch<T>(kGrad, g.O * P);
-            std::memset(buf, 0, g.O * P * sizeof(T));
-            T* gq = scratch<T>(kTmp2, Q);
-            for (i64 o = 0; o < g.O; ++o) {
-                const i64 off = (n * g.O + o) * Q;
-                if (act == Act::None) std::memcpy(gq, gyp + off, Q * sizeof(T));
-                else act_grad(gq, gyp + off, yp + off, Q, act);
-                T* plane = buf + o * P;
-                for (i64 q = 0; q < Q; ++q) {
-                    const std::int64_t at = ixp[off + q];
-                    if (at < 0 || at >= P) { bad.store(true, std::memory_order_relaxed); continue; }
-                    plane[at] += gq[q];
-                }
+        // Sample n's conv-output gradient: zero except at each window's argmax,
+        // where it is gy * act'(y). Scattered into a compact plane by flat
+        // index, then copied row by row onto the core's grid. Everything the
+        // loop reads is copied into locals first (through the lambda's
+        // references the compiler reloaded them for every element).
+        auto gz = [=, &bad](i64 n, T* dst, i64 zplane, i64 zrow) {
+            const i64 OH = g.OH, OW = g.OW, O = g.O;
+            T* flat = scratch<T>(kTmp2, P);
+            bool oob = false;
+            for (i64 o = 0; o < O; ++o) {
+                const i64 off = (n * O + o) * Q;
+                const T* gq = gyp + off;
+                const T* yq = yp ? yp + off : nullptr;
+                std::memset(flat, 0, P * sizeof(T));
+                auto scatter = [&](auto a, auto* ix) {
+                    for (i64 q = 0; q < Q; ++q) {
+                        const i64 at = static_cast<i64>(ix[q]);
+                        if (at < 0 || at >= P) { oob = true; continue; }
+                        flat[at] += decltype(a)::value == Act::None
+                                        ? gq[q] : gq[q] * act_slope_t<decltype(a)::value>(yq[q]);
+                    }
+                };
+                with_act(act, [&](auto a) {
+                    if (i32) scatter(a, static_cast<const std::int32_t*>(ixp) + off);
+                    else scatter(a, static_cast<const std::int64_t*>(ixp) + off);
+                });
+                T* plane = dst + o * zplane;
+                for (i64 h = 0; h < OH; ++h) std::memcpy(plane + h * zrow, flat + h * OW, OW * sizeof(T));
             }
-            return buf;
+            if (oob) bad.store(true, std::memory_order_relaxed);
         };
         conv_backward_core<T>(g, xp, wp, gz, dxp, dwp, dbp);
     }

@@ -10,11 +10,9 @@
 #include "gemm.h"
 
 #include <cstring>
+#include <vector>
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define MINITL_AVX2 1
-#endif
+#include "simd.h"
 
 namespace minitl {
 
@@ -24,51 +22,56 @@ namespace {
 constexpr i64 KC = 256;
 constexpr i64 MC = 120;   // multiple of MR (6)
 constexpr i64 NC = 3072;  // multiple of NR (8 and 16)
+constexpr i64 kRowChunk = 2;  // row panels per dynamically scheduled chunk in parallel products
 
-#ifdef MINITL_AVX2
-struct VF {  // 8 floats
-    using T = float;
-    using reg = __m256;
-    static constexpr int W = 8;
-    static reg zero() { return _mm256_setzero_ps(); }
-    static reg load(const T* p) { return _mm256_load_ps(p); }
-    static reg loadu(const T* p) { return _mm256_loadu_ps(p); }
-    static void storeu(T* p, reg v) { _mm256_storeu_ps(p, v); }
-    static void store(T* p, reg v) { _mm256_store_ps(p, v); }
-    static reg bcast(const T* p) { return _mm256_broadcast_ss(p); }
-    static reg set1(T v) { return _mm256_set1_ps(v); }
-    static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
-    static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
-};
-struct VD {  // 4 doubles
-    using T = double;
-    using reg = __m256d;
-    static constexpr int W = 4;
-    static reg zero() { return _mm256_setzero_pd(); }
-    static reg load(const T* p) { return _mm256_load_pd(p); }
-    static reg loadu(const T* p) { return _mm256_loadu_pd(p); }
-    static void storeu(T* p, reg v) { _mm256_storeu_pd(p, v); }
-    static void store(T* p, reg v) { _mm256_store_pd(p, v); }
-    static reg bcast(const T* p) { return _mm256_broadcast_sd(p); }
-    static reg set1(T v) { return _mm256_set1_pd(v); }
-    static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
-    static reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
-};
-template <class T> struct VecOf;
-template <> struct VecOf<float> { using type = VF; };
-template <> struct VecOf<double> { using type = VD; };
-
-template <class T> struct Tile {
-    static constexpr int MR = 6;
-    static constexpr int NR = 2 * VecOf<T>::type::W;  // 16 floats, 8 doubles
-};
-
-// C[0:mr, 0:nr] = alpha * (a_panel . b_panel) + beta * C, 12 accumulators.
-// Named registers, not an array: GCC spills an accumulator array to the
-// stack on every iteration once the edge path takes its address.
+// Where the microkernel finds element (i, k) of its A panel: a packed panel
+// (k-major, MR wide), or MR rows of a matrix at arbitrary offsets.
 template <class T>
-void micro(i64 K, const T* __restrict a, const T* __restrict b, T* c, i64 ldc,
-           T alpha, T beta, int mr, int nr) {
+struct PackedA {
+    const T* a;
+    const T* at(i64 k, int i) const { return a + k * Tile<T>::MR + i; }
+};
+template <class T>
+struct OffsetA {
+    const T* row[Tile<T>::MR];
+    const T* at(i64 k, int i) const { return row[i] + k; }
+};
+
+// Where the microkernel finds row k of its B panel: a packed panel
+// (k-major, NR wide), or rows of a matrix at arbitrary offsets (the
+// sliding-window view of a padded image, used by the stride-1 conv).
+template <class T>
+struct PackedB {
+    const T* b;
+    const T* row(i64 k) const { return b + k * Tile<T>::NR; }
+};
+template <class T>
+struct OffsetB {
+    const T* base;
+    const i64* off;
+    const T* row(i64 k) const { return base + off[k]; }
+};
+
+// Where row i of the C tile lives: rows ldc apart, or at arbitrary offsets
+// (scatter-adding a product into a padded image, conv's input gradient).
+template <class T>
+struct PlainC {
+    T* c;
+    i64 ldc;
+    T* row(int i) const { return c + i * ldc; }
+};
+template <class T>
+struct OffsetC {
+    T* base;
+    const i64* off;
+    T* row(int i) const { return base + off[i]; }
+};
+
+// C[0:mr, 0:nr] = alpha * (a_panel . B) + beta * C with an MR x NR register
+// tile. Named registers, not an array: GCC spills an accumulator array to
+// the stack on every iteration once the edge path takes its address.
+template <class T, class ARows, class BRows, class CRows = PlainC<T>>
+void micro(i64 K, ARows a, BRows b, CRows c, T alpha, T beta, int mr, int nr) {
     using V = typename VecOf<T>::type;
     using reg = typename V::reg;
     constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR, W = V::W;
@@ -77,16 +80,15 @@ void micro(i64 K, const T* __restrict a, const T* __restrict b, T* c, i64 ldc,
     reg c40 = V::zero(), c41 = V::zero(), c50 = V::zero(), c51 = V::zero();
 #define MINITL_ROW(i)                       \
     {                                       \
-        reg ai = V::bcast(a + i);           \
+        reg ai = V::bcast(a.at(k, i));      \
         c##i##0 = V::fma(ai, b0, c##i##0);  \
         c##i##1 = V::fma(ai, b1, c##i##1);  \
     }
 #pragma GCC unroll 4
     for (i64 k = 0; k < K; ++k) {
-        const reg b0 = V::load(b), b1 = V::load(b + W);
+        const T* bk = b.row(k);
+        const reg b0 = V::loadu(bk), b1 = V::loadu(bk + W);
         MINITL_ROW(0) MINITL_ROW(1) MINITL_ROW(2) MINITL_ROW(3) MINITL_ROW(4) MINITL_ROW(5)
-        a += MR;
-        b += NR;
     }
 #undef MINITL_ROW
     const reg rows[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
@@ -94,7 +96,7 @@ void micro(i64 K, const T* __restrict a, const T* __restrict b, T* c, i64 ldc,
     if (mr == MR && nr == NR) {
 #pragma GCC unroll 6
         for (int i = 0; i < MR; ++i) {
-            T* ci = c + i * ldc;
+            T* ci = c.row(i);
             reg r0 = V::mul(va, rows[i][0]), r1 = V::mul(va, rows[i][1]);
             if (beta != T(0)) {
                 r0 = V::fma(vb, V::loadu(ci), r0);
@@ -107,35 +109,16 @@ void micro(i64 K, const T* __restrict a, const T* __restrict b, T* c, i64 ldc,
     }
     alignas(64) T tmp[MR * NR];
     for (int i = 0; i < MR; ++i) {
-        V::store(tmp + i * NR, rows[i][0]);
-        V::store(tmp + i * NR + W, rows[i][1]);
+        V::storeu(tmp + i * NR, rows[i][0]);
+        V::storeu(tmp + i * NR + W, rows[i][1]);
     }
     for (int i = 0; i < mr; ++i)
         for (int j = 0; j < nr; ++j) {
             T v = alpha * tmp[i * NR + j];
-            c[i * ldc + j] = beta != T(0) ? v + beta * c[i * ldc + j] : v;
+            T* ci = c.row(i);
+            ci[j] = beta != T(0) ? v + beta * ci[j] : v;
         }
 }
-#else   // portable fallback: plain loops the compiler may vectorise
-template <class T> struct Tile {
-    static constexpr int MR = 4;
-    static constexpr int NR = 8;
-};
-template <class T>
-void micro(i64 K, const T* __restrict a, const T* __restrict b, T* c, i64 ldc,
-           T alpha, T beta, int mr, int nr) {
-    constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
-    T acc[MR][NR] = {};
-    for (i64 k = 0; k < K; ++k, a += MR, b += NR)
-        for (int i = 0; i < MR; ++i)
-            for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
-    for (int i = 0; i < mr; ++i)
-        for (int j = 0; j < nr; ++j) {
-            T v = alpha * acc[i][j];
-            c[i * ldc + j] = beta != T(0) ? v + beta * c[i * ldc + j] : v;
-        }
-}
-#endif
 
 // Pack an mc x kc block of A into MR-row panels, k-major inside a panel,
 // zero-padding the last panel so the microkernel never branches on edges.
@@ -192,6 +175,34 @@ void scale(i64 M, i64 N, T beta, T* C, i64 ldc) {
         for (i64 j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
 }
 
+// Block length for a dimension of n split into blocks of at most `cap`:
+// balanced (784 -> 4 x 196, not 3 x 256 + 16) and a multiple of `unit`.
+inline i64 balanced(i64 n, i64 cap, i64 unit) {
+    const i64 blocks = (n + cap - 1) / cap;
+    const i64 len = (n + blocks - 1) / blocks;
+    return (len + unit - 1) / unit * unit;
+}
+
+// Multiply the packed kc x nc block of B (pb) by rows [i0, i1) of A,
+// packing A block by block; C and A point at the block's origin.
+template <class T>
+void macro_rows(i64 i0, i64 i1, i64 nc, i64 kc, i64 mcb, T alpha, const T* A, i64 rsA, i64 csA,
+                const T* pb, T beta, T* C, i64 ldc, T* pa) {
+    constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+    for (i64 ic = i0; ic < i1; ic += mcb) {
+        const i64 mc = std::min(mcb, i1 - ic);
+        pack_a(mc, kc, A + ic * rsA, rsA, csA, pa);
+        for (i64 jr = 0; jr < nc; jr += NR) {
+            const int nr = static_cast<int>(std::min<i64>(NR, nc - jr));
+            for (i64 ir = 0; ir < mc; ir += MR) {
+                const int mr = static_cast<int>(std::min<i64>(MR, mc - ir));
+                micro<T>(kc, PackedA<T>{pa + ir * kc}, PackedB<T>{pb + jr * kc},
+                         PlainC<T>{C + (ic + ir) * ldc + jr, ldc}, alpha, beta, mr, nr);
+            }
+        }
+    }
+}
+
 template <class T>
 void gemm_serial(i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i64 csA,
                  const T* B, i64 rsB, i64 csB, T beta, T* C, i64 ldc) {
@@ -201,28 +212,74 @@ void gemm_serial(i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i64 csA,
         scale(M, N, beta, C, ldc);
         return;
     }
-    const i64 kcmax = std::min(K, KC);
-    const i64 ncmax = std::min(N, NC);
-    const i64 mcmax = std::min(M, MC);
-    T* pa = scratch<T>(kGemmA, (mcmax + MR) * kcmax);
-    T* pb = scratch<T>(kGemmB, (ncmax + NR) * kcmax);
-    for (i64 jc = 0; jc < N; jc += NC) {
-        const i64 nc = std::min(NC, N - jc);
-        for (i64 pc = 0; pc < K; pc += KC) {
-            const i64 kc = std::min(KC, K - pc);
-            const T beta_k = pc == 0 ? beta : T(1);
+    const i64 kcb = balanced(K, KC, 1), mcb = balanced(M, MC, MR), ncb = std::min(N, NC);
+    T* pa = scratch<T>(kGemmA, (mcb + MR) * kcb);
+    T* pb = scratch<T>(kGemmB, (ncb + NR) * kcb);
+    for (i64 jc = 0; jc < N; jc += ncb) {
+        const i64 nc = std::min(ncb, N - jc);
+        for (i64 pc = 0; pc < K; pc += kcb) {
+            const i64 kc = std::min(kcb, K - pc);
             pack_b(kc, nc, B + pc * rsB + jc * csB, rsB, csB, pb);
-            for (i64 ic = 0; ic < M; ic += MC) {
-                const i64 mc = std::min(MC, M - ic);
-                pack_a(mc, kc, A + ic * rsA + pc * csA, rsA, csA, pa);
-                for (i64 jr = 0; jr < nc; jr += NR) {
-                    const int nr = static_cast<int>(std::min<i64>(NR, nc - jr));
-                    for (i64 ir = 0; ir < mc; ir += MR) {
-                        const int mr = static_cast<int>(std::min<i64>(MR, mc - ir));
-                        micro<T>(kc, pa + ir * kc, pb + jr * kc,
-                                 C + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_k, mr, nr);
+            macro_rows(0, M, nc, kc, mcb, alpha, A + pc * csA, rsA, csA, pb,
+                       pc == 0 ? beta : T(1), C + jc, ldc, pa);
+        }
+    }
+}
+
+// Threads share each packed block of B (packed cooperatively, one barrier),
+// then split the rows of C; with too few rows they split B's panels instead.
+template <class T>
+void gemm_parallel(int nt, i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i64 csA,
+                   const T* B, i64 rsB, i64 csB, T beta, T* C, i64 ldc) {
+    constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+    const i64 kcb = balanced(K, KC, 1), ncb = std::min(N, NC);
+    T* pb = scratch<T>(kGemmB, (ncb + NR) * kcb);  // the calling thread's, shared by the team
+    const i64 row_units = (M + MR - 1) / MR;
+    const bool by_rows = row_units >= 2 * nt;  // else too few rows: split B's panels
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        const int t = thread_id(), team = team_size();
+        i64 lo, hi;
+        for (i64 jc = 0; jc < N; jc += ncb) {
+            const i64 nc = std::min(ncb, N - jc);
+            const i64 panels = (nc + NR - 1) / NR;
+            for (i64 pc = 0; pc < K; pc += kcb) {
+                const i64 kc = std::min(kcb, K - pc);
+                const T beta_k = pc == 0 ? beta : T(1);
+                split_range(panels, team, t, lo, hi);
+                if (hi > lo)
+                    pack_b(kc, std::min(nc, hi * NR) - lo * NR, B + pc * rsB + (jc + lo * NR) * csB,
+                           rsB, csB, pb + lo * NR * kc);
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+                // Compute in small chunks handed out dynamically: on a shared
+                // machine a preempted thread then delays one chunk, not half.
+                if (by_rows) {
+                    const i64 chunks = (row_units + kRowChunk - 1) / kRowChunk;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1) nowait
+#endif
+                    for (i64 ch = 0; ch < chunks; ++ch) {
+                        const i64 i0 = ch * kRowChunk * MR, i1 = std::min(M, (ch + 1) * kRowChunk * MR);
+                        T* pa = scratch<T>(kGemmA, (kRowChunk * MR + MR) * kc);
+                        macro_rows(i0, i1, nc, kc, kRowChunk * MR, alpha, A + pc * csA, rsA, csA, pb,
+                                   beta_k, C + jc, ldc, pa);
+                    }
+                } else {
+                    const i64 j0 = lo * NR, j1 = std::min(nc, hi * NR);
+                    if (j1 > j0) {
+                        const i64 mcb = balanced(M, MC, MR);
+                        T* pa = scratch<T>(kGemmA, (mcb + MR) * kc);
+                        macro_rows(0, M, j1 - j0, kc, mcb, alpha, A + pc * csA, rsA, csA,
+                                   pb + j0 * kc, beta_k, C + jc + j0, ldc, pa);
                     }
                 }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
             }
         }
     }
@@ -231,38 +288,95 @@ void gemm_serial(i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i64 csA,
 }  // namespace
 
 template <class T>
-void gemm(i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i64 csA,
-          const T* B, i64 rsB, i64 csB, T beta, T* C, i64 ldc, bool parallel) {
-    constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+void gemm(i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i64 csA, const T* B, i64 rsB,
+          i64 csB, T beta, T* C, i64 ldc, bool parallel) {
     const int nt = parallel ? threads_for(double(M) * N * K, 1 << 16) : 1;
-    if (nt <= 1) {
+    if (nt <= 1 || M <= 0 || N <= 0 || K <= 0 || alpha == T(0))
         gemm_serial(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, ldc);
-        return;
-    }
-    // Split the output along its longer side, in whole register tiles, so
-    // every thread packs only its own share of that operand.
-    const bool by_cols = N / NR >= M / MR;
-    const i64 units = by_cols ? (N + NR - 1) / NR : (M + MR - 1) / MR;
-    const int parts = static_cast<int>(std::min<i64>(nt, units));
-#ifdef _OPENMP
-#pragma omp parallel num_threads(parts)
-#endif
-    {
-        i64 lo, hi;
-        split_range(units, team_size(), thread_id(), lo, hi);
-        if (by_cols) {
-            const i64 j0 = lo * NR, j1 = std::min(N, hi * NR);
-            if (j1 > j0)
-                gemm_serial(M, j1 - j0, K, alpha, A, rsA, csA, B + j0 * csB, rsB, csB,
-                            beta, C + j0, ldc);
-        } else {
-            const i64 i0 = lo * MR, i1 = std::min(M, hi * MR);
-            if (i1 > i0)
-                gemm_serial(i1 - i0, N, K, alpha, A + i0 * rsA, rsA, csA, B, rsB, csB,
-                            beta, C + i0 * ldc, ldc);
+    else
+        gemm_parallel(nt, M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, ldc);
+}
+
+template <class T>
+i64 packed_a_size(i64 M, i64 K) {
+    constexpr int MR = Tile<T>::MR;
+    return (M + MR - 1) / MR * MR * K;
+}
+
+template <class T>
+void pack_a_full(i64 M, i64 K, const T* A, i64 rsA, i64 csA, T* out) {
+    pack_a(M, K, A, rsA, csA, out);
+}
+
+template <class T>
+void gemm_offset_b(i64 M, i64 N, i64 K, const T* pa, const T* base, const i64* off, T* C,
+                   i64 ldc) {
+    constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+    // Row panel outer: its K x MR slice of A stays in L1 across the tiles.
+    for (i64 i0 = 0; i0 < M; i0 += MR) {
+        const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
+        for (i64 j0 = 0; j0 < N; j0 += NR) {
+            const int nr = static_cast<int>(std::min<i64>(NR, N - j0));
+            micro<T>(K, PackedA<T>{pa + i0 * K}, OffsetB<T>{base + j0, off},
+                     PlainC<T>{C + i0 * ldc + j0, ldc}, T(1), T(0), mr, nr);
         }
     }
 }
+
+template <class T>
+i64 packed_b_size(i64 K, i64 N) {
+    constexpr int NR = Tile<T>::NR;
+    return (N + NR - 1) / NR * NR * K;
+}
+
+template <class T>
+void pack_b_full(i64 K, i64 N, const T* B, i64 rsB, i64 csB, T* out) {
+    pack_b(K, N, B, rsB, csB, out);
+}
+
+template <class T>
+void gemm_offset_a(i64 M, i64 N, i64 K, const T* base, const i64* off, const T* pb, T beta, T* C,
+                   i64 ldc) {
+    constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+    for (i64 i0 = 0; i0 < M; i0 += MR) {
+        const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
+        OffsetA<T> a;
+        for (int i = 0; i < MR; ++i) a.row[i] = base + off[i0 + std::min(i, mr - 1)];
+        for (i64 j0 = 0; j0 < N; j0 += NR) {
+            const int nr = static_cast<int>(std::min<i64>(NR, N - j0));
+            micro<T>(K, a, PackedB<T>{pb + j0 * K}, PlainC<T>{C + i0 * ldc + j0, ldc}, T(1), beta, mr,
+                     nr);
+        }
+    }
+}
+
+template <class T>
+void gemm_scatter_add(i64 M, i64 N, i64 K, const T* pa, const T* B, i64 ldb, T* base,
+                      const i64* off) {
+    constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
+    std::vector<i64> boff(static_cast<std::size_t>(K));
+    for (i64 k = 0; k < K; ++k) boff[k] = k * ldb;
+    for (i64 i0 = 0; i0 < M; i0 += MR) {
+        const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
+        for (i64 j0 = 0; j0 < N; j0 += NR) {
+            const int nr = static_cast<int>(std::min<i64>(NR, N - j0));
+            micro<T>(K, PackedA<T>{pa + i0 * K}, OffsetB<T>{B + j0, boff.data()},
+                     OffsetC<T>{base + j0, off + i0}, T(1), T(1), mr, nr);
+        }
+    }
+}
+
+#define MINITL_INSTANTIATE(T)                                                                  \
+    template i64 packed_a_size<T>(i64, i64);                                                  \
+    template void pack_a_full<T>(i64, i64, const T*, i64, i64, T*);                           \
+    template void gemm_offset_b<T>(i64, i64, i64, const T*, const T*, const i64*, T*, i64);   \
+    template i64 packed_b_size<T>(i64, i64);                                                  \
+    template void pack_b_full<T>(i64, i64, const T*, i64, i64, T*);                           \
+    template void gemm_offset_a<T>(i64, i64, i64, const T*, const i64*, const T*, T, T*, i64); \
+    template void gemm_scatter_add<T>(i64, i64, i64, const T*, const T*, i64, T*, const i64*);
+MINITL_INSTANTIATE(float)
+MINITL_INSTANTIATE(double)
+#undef MINITL_INSTANTIATE
 
 template void gemm<float>(i64, i64, i64, float, const float*, i64, i64, const float*, i64,
                           i64, float, float*, i64, bool);
@@ -273,7 +387,7 @@ const char* gemm_kernel_name() {
 #ifdef MINITL_AVX2
     return "own AVX2+FMA 6x16";
 #else
-    return "own generic 4x8";
+    return "own portable scalar 6x2";
 #endif
 }
 

@@ -18,6 +18,41 @@ void gemm(i64 M, i64 N, i64 K, T alpha,
           const T* B, i64 rsB, i64 csB,
           T beta, T* C, i64 ldc, bool parallel = true);
 
+// Pack all of A (M x K) into the microkernel's MR-row panels, once, for
+// gemm_offset_b; `out` holds packed_a_size<T>(M, K) elements.
+template <class T>
+i64 packed_a_size(i64 M, i64 K);
+template <class T>
+void pack_a_full(i64 M, i64 K, const T* A, i64 rsA, i64 csA, T* out);
+
+// C (M x N) = A . B, A packed by pack_a_full, where row k of B starts at
+// base + off[k] and is read contiguously (no packing). Reads up to N rounded
+// up to the register tile (16 floats / 8 doubles) past each row start, so the
+// caller pads its buffer; writes only the N valid columns.
+template <class T>
+void gemm_offset_b(i64 M, i64 N, i64 K, const T* pa, const T* base, const i64* off, T* C,
+                   i64 ldc);
+
+// Pack all of B (K x N) into NR-column panels, once, for gemm_offset_a.
+template <class T>
+i64 packed_b_size(i64 K, i64 N);
+template <class T>
+void pack_b_full(i64 K, i64 N, const T* B, i64 rsB, i64 csB, T* out);
+
+// C (M x N) = A . B + beta * C, B packed by pack_b_full, where row i of A
+// starts at base + off[i] and is read contiguously along k (no packing).
+template <class T>
+void gemm_offset_a(i64 M, i64 N, i64 K, const T* base, const i64* off, const T* pb, T beta, T* C,
+                   i64 ldc);
+
+// base[off[i] + j] += (A . B)(i, j) for i < M, j < N: A (M x K) packed by
+// pack_a_full, B (K x N) with row stride ldb read in place (rows padded to
+// the register tile). Rows are added one after another, so overlapping
+// destinations (an image's taps) accumulate correctly.
+template <class T>
+void gemm_scatter_add(i64 M, i64 N, i64 K, const T* pa, const T* B, i64 ldb, T* base,
+                      const i64* off);
+
 // Which microkernel was compiled in ("avx2+fma 6x16" or "generic").
 const char* gemm_kernel_name();
 

@@ -51,7 +51,7 @@ py::object forward(py::handle xh, py::handle wh, py::handle bh, Act act) {
         // y (N x out) = x (N x in) . w^T: w read with swapped strides.
         gemm<T>(s.n, s.out, s.in, T(1), xp, s.in, 1, wp, 1, s.in, T(0), yp, s.out);
         if (b || act != Act::None) {
-            const int nt = threads_for(double(s.n) * s.out * (act == Act::Relu ? 1 : 8));
+            [[maybe_unused]] const int nt = threads_for(double(s.n) * s.out * (act == Act::Relu ? 1 : 8));
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) if (nt > 1)
 #endif

@@ -38,7 +38,7 @@ py::tuple forward(py::handle lh, py::handle th, double smoothing) {
     const T s = T(smoothing), keep = T(1) - s, per_class = s / T(c);
     {
         py::gil_scoped_release nogil;
-        const int nt = threads_for(double(n) * c * 8);
+        [[maybe_unused]] const int nt = threads_for(double(n) * c * 8);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
 #endif

@@ -79,7 +79,7 @@ void sgd(const char* op, const py::sequence& params, const py::sequence& grads, 
         T* __restrict p = s.p;
         const T* __restrict g = s.g;
         T* __restrict buf = s.s1;
-        const int nt = threads_for(double(s.size), 1 << 16);
+        [[maybe_unused]] const int nt = threads_for(double(s.size), 1 << 16);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
 #endif
@@ -113,7 +113,7 @@ void adam(const char* op, const py::sequence& params, const py::sequence& grads,
         const T* __restrict g = s.g;
         T* __restrict m = s.s1;
         T* __restrict v = s.s2;
-        const int nt = threads_for(double(s.size) * 4, 1 << 16);
+        [[maybe_unused]] const int nt = threads_for(double(s.size) * 4, 1 << 16);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
 #endif

@@ -57,13 +57,13 @@ py::tuple max_forward(py::handle xh, py::object kernel, py::object stride) {
     {
         py::gil_scoped_release nogil;
         const i64 in = g.H * g.W, out = g.OH * g.OW;
-        const int nt = threads_for(double(g.planes()) * out * g.kh * g.kw);
+        [[maybe_unused]] const int nt = threads_for(double(g.planes()) * out * g.kh * g.kw);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
 #endif
         for (i64 p = 0; p < g.planes(); ++p)
-            max_pool_plane(xp + p * in, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.OH, g.OW, yp + p * out,
-                           ip + p * out);
+            max_pool_plane(xp + p * in, g.W, g.kh, g.kw, g.sh, g.sw, g.OH, g.OW, yp + p * out,
+                           ip + p * out, g.W);
     }
     return py::make_tuple(y, idx);
 }
@@ -73,7 +73,7 @@ template <class T, class I>
 bool scatter(const T* gy, const I* idx, const PoolGeom& g, T* dx) {
     const i64 in = g.H * g.W, out = g.OH * g.OW;
     bool bad = false;
-    const int nt = threads_for(double(g.planes()) * (in + out));
+    [[maybe_unused]] const int nt = threads_for(double(g.planes()) * (in + out));
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static) reduction(|| : bad)
 #endif
@@ -142,7 +142,7 @@ py::object avg_forward(py::handle xh, py::object kernel, py::object stride) {
         py::gil_scoped_release nogil;
         const i64 in = g.H * g.W, out = g.OH * g.OW;
         const T scale = T(1) / T(g.kh * g.kw);
-        const int nt = threads_for(double(g.planes()) * out * g.kh * g.kw);
+        [[maybe_unused]] const int nt = threads_for(double(g.planes()) * out * g.kh * g.kw);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
 #endif
@@ -180,7 +180,7 @@ py::object avg_backward(py::handle gyh, py::object x_shape, py::object kernel, p
         py::gil_scoped_release nogil;
         const i64 in = g.H * g.W, out = g.OH * g.OW;
         const T scale = T(1) / T(g.kh * g.kw);
-        const int nt = threads_for(double(g.planes()) * (in + out * g.kh * g.kw));
+        [[maybe_unused]] const int nt = threads_for(double(g.planes()) * (in + out * g.kh * g.kw));
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
 #endif

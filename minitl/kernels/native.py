@@ -11,8 +11,16 @@ Beyond :data:`OPS`, ``_C`` provides the fused ``conv2d_pool_forward`` /
 """
 from __future__ import annotations
 
+import os
+
 NAME = "cpp"
-FUSED_OPS = ("conv2d_pool_forward", "conv2d_pool_backward")
+
+# Idle OpenMP workers spin this long (libgomp's default, 300000, is
+# milliseconds) before sleeping: long enough to bridge the Python between two
+# kernels of a training step, short enough that a worker waiting on a shared,
+# busy machine does not steal the core its partner needs. Read when libgomp
+# loads, so it is set before _C is imported; a user's own setting wins.
+os.environ.setdefault("GOMP_SPINCOUNT", "2000")
 
 try:
     from .. import _C
@@ -49,10 +57,11 @@ def get_num_threads() -> int:
 
 if _C is not None:
     STATUS = _status()
+    from . import FUSED_OPS as _FUSED_OPS
     from . import OPS as _OPS
 
     # Re-export every op the extension has; the dispatch reads them by name.
-    for _op in _OPS + FUSED_OPS:
+    for _op in _OPS + _FUSED_OPS:
         if hasattr(_C, _op):
             globals()[_op] = getattr(_C, _op)
     del _op
