@@ -89,6 +89,14 @@ def get_array_module(*arrays):
     return np
 
 
+def quiet_errors(xp, **kinds):
+    """``numpy.errstate(**kinds)`` for NumPy (e.g. ``over='ignore'``); a no-op for CuPy,
+    which does not warn."""
+    import contextlib
+
+    return np.errstate(**kinds) if xp is np else contextlib.nullcontext()
+
+
 def to_device(a, device: str):
     """Move a raw array to ``device`` (no copy when it is already there)."""
     device = normalize_device(device)

@@ -16,7 +16,7 @@ signature in every backend (reference, ``minitl._C``, ``minitl._C_cuda``):
 """
 from __future__ import annotations
 
-from ..backend import get_array_module
+from ..backend import get_array_module, quiet_errors
 
 ACTIVATIONS = (None, "relu", "tanh", "sigmoid")
 
@@ -33,7 +33,7 @@ def activation_forward(z, activation):
         return xp.tanh(z, out=z)
     if activation == "sigmoid":
         # 1/(1+exp(-z)) overflows harmlessly to 0 for very negative z.
-        with _quiet(xp):
+        with quiet_errors(xp, over="ignore"):
             return xp.divide(1, 1 + xp.exp(-z), out=z)
     raise ValueError(f"unknown activation {activation!r}; expected one of {ACTIVATIONS}")
 
@@ -49,21 +49,6 @@ def activation_backward(gy, y, activation):
     if activation == "sigmoid":
         return gy * y * (1 - y)
     raise ValueError(f"unknown activation {activation!r}; expected one of {ACTIVATIONS}")
-
-
-class _quiet:
-    """Silence NumPy's floating-point warnings (no-op for CuPy)."""
-
-    def __init__(self, xp):
-        self.np = xp if xp.__name__ == "numpy" else None
-
-    def __enter__(self):
-        if self.np is not None:
-            self.old = self.np.seterr(over="ignore")
-
-    def __exit__(self, *exc):
-        if self.np is not None:
-            self.np.seterr(**self.old)
 
 
 # -------------------------------------------------------------------- linear

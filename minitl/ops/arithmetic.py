@@ -1,5 +1,5 @@
 """Broadcasting arithmetic: + - * / ** @ and negation, forward beside backward."""
-from ..backend import get_array_module
+from ..backend import get_array_module, quiet_errors
 from ..function import Function
 from ._util import unbroadcast
 
@@ -75,23 +75,10 @@ class Pow(Function):
         if ctx.needs_input_grad[0]:
             da = unbroadcast(g * b * a ** (b - 1), a.shape)
         if ctx.needs_input_grad[1]:
-            with _ignore_invalid(xp):
+            with quiet_errors(xp, invalid="ignore", divide="ignore"):
                 logs = xp.where(a > 0, xp.log(xp.where(a > 0, a, 1)), xp.nan)
             db = unbroadcast(g * out * logs, b.shape)
         return da, db
-
-
-class _ignore_invalid:
-    def __init__(self, xp):
-        self.np = xp if xp.__name__ == "numpy" else None
-
-    def __enter__(self):
-        if self.np is not None:
-            self.old = self.np.seterr(invalid="ignore", divide="ignore")
-
-    def __exit__(self, *exc):
-        if self.np is not None:
-            self.np.seterr(**self.old)
 
 
 class Neg(Function):
