@@ -17,26 +17,20 @@ to move; a larger one lets fine-tuning adapt the backbone.
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
 
-from minitl import stats
-from minitl.data import FashionMNIST
-from minitl.experiment import Grid, Source, run
-from minitl.tasks import normalization, split_task
+from common import example_parser, fashion_tasks
+from minitl.data.tasks import normalization
+from minitl.experiments import Grid, Source, run, stats
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = example_parser(__doc__, "features_vs_finetune", "smoke run: small data, small budgets")
     p.add_argument("--budgets", default="10,50,250,1000", help="optimizer steps, comma-separated")
     p.add_argument("--k", type=int, default=50, help="training examples per target class")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="smoke run: small data, small budgets")
-    p.add_argument("--out", default=os.path.join("runs", "features_vs_finetune"))
-    p.add_argument("--root", default=None, help="directory holding the Fashion-MNIST files")
-    p.add_argument("--download", action="store_true")
     return p.parse_args(argv)
 
 
@@ -44,11 +38,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.quick:
         args.budgets, args.seeds, args.k = "5,20", 2, 10
-    train_set = FashionMNIST(args.root, train=True, download=args.download)
-    test_set = FashionMNIST(args.root, train=False, download=args.download)
-    limit = 2000 if args.quick else None
-    source = split_task(train_set, test_set, "0-4", "fashion-mnist", limit=limit)
-    target = split_task(train_set, test_set, "5-9", "fashion-mnist", limit=limit)
+    source, target = fashion_tasks(args, limit=2000 if args.quick else None)
 
     rows = []
     for budget in (int(b) for b in args.budgets.split(",")):

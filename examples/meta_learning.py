@@ -20,18 +20,18 @@ query set; the differences are paired by task.
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
 
 import minitl
 import minitl.nn.functional as F
-from minitl import optim, stats, train
-from minitl.data import DataLoader, FashionMNIST
-from minitl.experiment import Grid, Source, pretrain
+from common import example_parser, fashion_tasks
+from minitl import optim, train
+from minitl.data import DataLoader
+from minitl.data.tasks import normalization
+from minitl.experiments import Grid, Source, pretrain, stats
 from minitl.models import LeNet
-from minitl.tasks import normalization, split_task
 
 NORM = normalization("fashion-mnist")
 
@@ -79,14 +79,10 @@ def reptile(source, n_way, k, iters, inner_steps, inner_lr, seed=0):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = example_parser(__doc__, "examples", "smoke run")
     for name, default in (("ways", 3), ("shots", 5), ("meta-iters", 1000), ("tasks", 20), ("adapt-steps", 20)):
         p.add_argument(f"--{name}", type=int, default=default)
     p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate of every inner/adaptation loop")
-    p.add_argument("--quick", action="store_true", help="smoke run")
-    p.add_argument("--out", default=os.path.join("runs", "examples"), help="where pretrained weights are cached")
-    p.add_argument("--root", default=None, help="directory holding the Fashion-MNIST files")
-    p.add_argument("--download", action="store_true")
     return p.parse_args(argv)
 
 
@@ -94,10 +90,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.quick:
         args.meta_iters, args.tasks = 100, 6
-    train_set = FashionMNIST(args.root, train=True, download=args.download)
-    test_set = FashionMNIST(args.root, train=False, download=args.download)
-    source = split_task(train_set, test_set, "0-4", "fashion-mnist")
-    target = split_task(train_set, test_set, "5-9", "fashion-mnist")
+    source, target = fashion_tasks(args)
     inner = 5  # inner steps per meta-iteration
     seen = args.meta_iters * inner * args.ways * args.shots
     print(f"Reptile: {args.meta_iters} {args.ways}-way {args.shots}-shot tasks from {source.name}, "

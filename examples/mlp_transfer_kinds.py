@@ -18,29 +18,26 @@ on the same k-shot samples; differences to scratch are paired by seed.
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 import minitl
+from common import example_parser, fashion_tasks
 from minitl import train
-from minitl.data import DataLoader, FashionMNIST
-from minitl.experiment import Grid, Source, run
-from minitl.report import Results, summarize
-from minitl.tasks import Task, build_model, normalization, split_task
+from minitl.data import DataLoader
+from minitl.data.tasks import Task, normalization
+from minitl.experiments import Grid, Source, run
+from minitl.experiments.report import Results, summarize
+from minitl.models import build_model
 
 DEFAULT = "mlp:256,128"
 CANDIDATES = ["mlp:64", DEFAULT, "mlp:512,256,128", "mlp:1024"]
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = example_parser(__doc__, "mlp_transfer_kinds")
     p.add_argument("--k", default="5,50", help="examples per target class, comma-separated")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=200, help="optimizer steps of every target run")
-    p.add_argument("--quick", action="store_true", help="smoke run: small data, few steps")
-    p.add_argument("--out", default=os.path.join("runs", "mlp_transfer_kinds"))
-    p.add_argument("--root", default=None, help="directory holding the Fashion-MNIST files")
-    p.add_argument("--download", action="store_true")
     return p.parse_args(argv)
 
 
@@ -63,11 +60,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.quick:
         args.steps, args.seeds = 40, 2
-    train_set = FashionMNIST(args.root, train=True, download=args.download)
-    test_set = FashionMNIST(args.root, train=False, download=args.download)
-    limit = 2000 if args.quick else None
-    source = split_task(train_set, test_set, "0-4", "fashion-mnist", limit=limit)
-    target = split_task(train_set, test_set, "5-9", "fashion-mnist", limit=limit)
+    source, target = fashion_tasks(args, limit=2000 if args.quick else None)
     norm = normalization("fashion-mnist")
 
     print(f"structure search on {source.name}:")

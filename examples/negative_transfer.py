@@ -20,14 +20,13 @@ NEGATIVE TRANSFER when the 95% interval of the difference lies below zero.
 """
 from __future__ import annotations
 
-import argparse
-import os
 
 import numpy as np
 
-from minitl.data import ArrayDataset, FashionMNIST
-from minitl.experiment import Grid, Source, run
-from minitl.tasks import Task, normalization, split_task
+from common import example_parser, fashion_tasks
+from minitl.data import ArrayDataset
+from minitl.data.tasks import Task, normalization
+from minitl.experiments import Grid, Source, run
 
 
 def shuffled_labels(task: Task, seed: int = 0) -> Task:
@@ -50,16 +49,12 @@ def permuted_pixels(task: Task, seed: int = 0) -> Task:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = example_parser(__doc__, "negative_transfer")
     p.add_argument("--k", default="20", help="examples per target class, comma-separated")
     p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--source-images", type=int, default=1000, help="source training images (balanced)")
     p.add_argument("--source-epochs", type=int, default=150, help="pretraining epochs (enough to memorise)")
     p.add_argument("--steps", type=int, default=200, help="optimizer steps of every target run")
-    p.add_argument("--quick", action="store_true", help="smoke run: small data, few steps")
-    p.add_argument("--out", default=os.path.join("runs", "negative_transfer"))
-    p.add_argument("--root", default=None, help="directory holding the Fashion-MNIST files")
-    p.add_argument("--download", action="store_true")
     return p.parse_args(argv)
 
 
@@ -67,10 +62,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.quick:
         args.steps, args.seeds, args.source_images, args.source_epochs = 100, 3, 500, 40
-    train_set = FashionMNIST(args.root, train=True, download=args.download)
-    test_set = FashionMNIST(args.root, train=False, download=args.download)
-    clean = split_task(train_set, test_set, "0-4", "fashion-mnist", limit=args.source_images)
-    target = split_task(train_set, test_set, "5-9", "fashion-mnist", limit=2000 if args.quick else None)
+    clean, target = fashion_tasks(args, limit=2000 if args.quick else None, source_limit=args.source_images)
 
     sources = [Source(t.name, task=t) for t in (clean, shuffled_labels(clean), permuted_pixels(clean))]
     grid = Grid(sources=sources, targets=[target], strategies=["scratch", "finetune"],

@@ -13,26 +13,22 @@ and the difference is paired by seed.
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 import minitl
-from minitl import stats, train, transfer
-from minitl.data import DataLoader, FashionMNIST
-from minitl.experiment import Grid, Source, pretrain
+from common import example_parser, fashion_tasks
+from minitl import train, transfer
+from minitl.data import DataLoader
+from minitl.data.tasks import normalization
+from minitl.experiments import Grid, Source, pretrain, stats
 from minitl.models import LeNet
-from minitl.tasks import normalization, split_task
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = example_parser(__doc__, "examples")
     p.add_argument("--k", type=int, default=10, help="training examples per target class")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--steps", type=int, default=200, help="optimizer steps on the target, for both models")
-    p.add_argument("--quick", action="store_true", help="smoke run: small data, few steps")
-    p.add_argument("--out", default=os.path.join("runs", "examples"), help="where pretrained weights are cached")
-    p.add_argument("--root", default=None, help="directory holding the Fashion-MNIST files")
-    p.add_argument("--download", action="store_true")
     return p.parse_args(argv)
 
 
@@ -40,11 +36,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.quick:
         args.seeds, args.steps = 3, 40
-    train_set = FashionMNIST(args.root, train=True, download=args.download)
-    test_set = FashionMNIST(args.root, train=False, download=args.download)
-    limit = 2000 if args.quick else None
-    source = split_task(train_set, test_set, "0-4", "fashion-mnist", limit=limit)
-    target = split_task(train_set, test_set, "5-9", "fashion-mnist", limit=limit)
+    source, target = fashion_tasks(args, limit=2000 if args.quick else None)
     norm = normalization("fashion-mnist")  # the same input scaling on both tasks
 
     # 1. Pretrain on the source task; the weights are cached with their provenance.

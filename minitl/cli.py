@@ -22,7 +22,7 @@ same seed (same k-shot sample, same batch order, same head initialisation)."""
 
 
 def _classes_list(text):
-    from .tasks import parse_classes
+    from .data.tasks import parse_classes
 
     return parse_classes(text)
 
@@ -128,7 +128,7 @@ def cmd_info(args) -> int:
         where = f"found in {place.path}" if place is not None else "not found" + (
             f" (get it: {info.install_hint} or --download)" if info.install_hint else " (get it: --download)")
         print(f"  {name:<14} {where}")
-    from . import plots
+    from .experiments import plots
 
     print("plots: " + ("matplotlib found" if plots.matplotlib_available()
                        else 'matplotlib not installed (pip install "minitl[plot]")'))
@@ -137,7 +137,7 @@ def cmd_info(args) -> int:
 
 # --------------------------------------------------------------------- pretrain
 def _tasks(args, classes, limit=None):
-    from .tasks import load_dataset, split_task
+    from .data.tasks import load_dataset, split_task
 
     train, test = load_dataset(args.dataset, args.root, args.download)
     return split_task(train, test, classes, args.dataset, limit=limit)
@@ -145,8 +145,8 @@ def _tasks(args, classes, limit=None):
 
 def cmd_pretrain(args) -> int:
     """Train on the source classes; write the weights with their provenance."""
-    from .experiment import Grid, Source, pretrain
-    from .tasks import normalization
+    from .data.tasks import normalization
+    from .experiments import Grid, Source, pretrain
 
     task = _tasks(args, _classes_list(args.classes), args.limit)
     grid = Grid(sources=[], targets=[], model=args.model, batch_size=args.batch_size, pretrain_lr=args.lr,
@@ -163,23 +163,17 @@ def cmd_pretrain(args) -> int:
 def cmd_transfer(args) -> int:
     """Run a strategies x k x seeds grid from a weight file on the target classes."""
     from . import io
-    from .experiment import Grid, Source, run
-    from .strategies import STRATEGIES
-    from .tasks import normalization, spec_from_state
+    from .data.tasks import normalization
+    from .experiments import Grid, Source, run
+    from .models import spec_from_state
+    from .transfer import SCRATCH, STRATEGIES, parse_strategy_list
 
     if args.list:
         for name, text in STRATEGIES.items():
             print(f"{name:<10} {text}")
         return 0
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    # "gradual:every=50,lr_mult=0.3" holds a comma: glue option fragments back to their strategy.
-    merged = []
-    for s in strategies:
-        if merged and "=" in s and ":" not in s:
-            merged[-1] += "," + s
-        else:
-            merged.append(s)
-    needs_weights = any(s.split(":")[0] != "scratch" for s in merged)
+    merged = parse_strategy_list(args.strategies)
+    needs_weights = any(s.split(":")[0] != SCRATCH for s in merged)
     if needs_weights and not args.weights:
         raise SystemExit("minitl transfer: --weights is required for strategies other than scratch")
     target = _tasks(args, _classes_list(args.classes), args.limit)
@@ -208,8 +202,8 @@ def cmd_transfer(args) -> int:
 # ------------------------------------------------------------------------- demo
 def demo_grid(source, target, quick: bool = False, device: str = "cpu"):
     """The demo's configuration (budgets measured to finish in < 10 min on 2 CPU cores)."""
-    from .experiment import Grid, Source
-    from .tasks import normalization
+    from .data.tasks import normalization
+    from .experiments import Grid, Source
 
     return Grid(sources=[Source(source.name, task=source)], targets=[target],
                 strategies=["scratch", "features", "finetune", "finetune:lr_mult=0.1"],
@@ -222,15 +216,12 @@ def demo_grid(source, target, quick: bool = False, device: str = "cpu"):
 
 def cmd_demo(args) -> int:
     """Pretrain on Fashion-MNIST 0-4, transfer to 5-9, print the table, write the plots."""
-    from .experiment import run
-    from .tasks import load_dataset, split_task
+    from .data.tasks import fashion_split
+    from .experiments import run
 
     start = time.perf_counter()
     say = _say(args)
-    train, test = load_dataset("fashion-mnist", args.root, args.download)
-    limit = 3000 if args.quick else None
-    source = split_task(train, test, "0-4", "fashion-mnist", limit=limit)
-    target = split_task(train, test, "5-9", "fashion-mnist", limit=limit)
+    source, target = fashion_split(args.root, args.download, limit=3000 if args.quick else None)
     grid = demo_grid(source, target, args.quick, args.device)
     if say:
         say(DEMO_NOTE + "\n")

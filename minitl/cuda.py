@@ -1,7 +1,7 @@
 """The GPU at a glance: is it usable, and if not, why (one line)."""
 from __future__ import annotations
 
-from . import backend
+from .core import backend
 
 
 def is_available() -> bool:

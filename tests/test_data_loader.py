@@ -195,3 +195,38 @@ def test_compose_and_loader_determinism_with_random_transforms():
 def test_transforms_want_batches():
     with pytest.raises(ValueError, match=r"batch of shape \(N, C, H, W\)"):
         RandomHorizontalFlip(seed=0)(np.zeros((4, 4), np.uint8))
+
+
+def test_state_dict_lets_a_fresh_loader_repeat_the_future_batches():
+    data = ArrayDataset(np.arange(40 * 4, dtype=np.uint8).reshape(40, 1, 2, 2), np.arange(40) % 4)
+    make = lambda: DataLoader(data, 8, shuffle=True, seed=3,  # noqa: E731
+                              transform=Compose([RandomHorizontalFlip(seed=1), Normalize(0.5, 0.5)]))
+    a = make()
+    list(a)  # one epoch: the flip's generator and the epoch counter move on
+    state = a.state_dict()
+    assert state["seed"] == 3 and state["epoch"] == 1 and len(state["transform_rngs"]) == 1
+    want = [x.numpy() for x, _ in a]
+    b = make()
+    b.load_state_dict(state)
+    assert all(np.array_equal(x.numpy(), w) for (x, _), w in zip(b, want))
+    with pytest.raises(ValueError, match="1 transform generator"):
+        DataLoader(data, 8).load_state_dict(state)
+    with pytest.raises(ValueError, match="state_dict"):
+        DataLoader(data, 8).load_state_dict([1, 2])
+
+
+def test_batches_can_start_mid_epoch_without_touching_the_skipped_ones():
+    data = ArrayDataset(np.zeros((20, 1, 2, 2), np.uint8), np.arange(20) % 2)
+    calls = []
+
+    def transform(x):
+        calls.append(len(x))
+        return x
+
+    loader = DataLoader(data, 6, shuffle=True, seed=0, transform=transform)
+    full = [y.numpy() for _, y in loader]
+    loader.set_epoch(0)
+    calls.clear()
+    tail = [y.numpy() for _, y in loader.batches(2)]
+    assert len(tail) == 2 and all(np.array_equal(a, b) for a, b in zip(full[2:], tail))
+    assert calls == [6, 2] and loader.epoch == 1

@@ -5,7 +5,7 @@ import pytest
 import minitl
 import minitl.nn.functional as F
 from minitl import nn
-from minitl.gradcheck import GradcheckError, gradcheck
+from minitl.core.gradcheck import GradcheckError, gradcheck
 from minitl.models import LeNet
 
 
@@ -55,7 +55,7 @@ def test_other_shape_errors():
 
 
 def test_gradcheck_reports_input_and_worst_element():
-    from minitl.function import Function
+    from minitl.core.function import Function
 
     class WrongSquare(Function):
         @staticmethod

@@ -7,10 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from minitl import io, plots
-from minitl.experiment import Grid, Source, run
-from minitl.report import Results, markdown_table, summarize
-from minitl.tasks import build_model, parse_classes, spec_from_state, split_task
+from minitl import io
+from minitl.experiments import plots
+from minitl.experiments import Grid, Source, run
+from minitl.experiments.report import Results, markdown_table, summarize
+from minitl.data.tasks import parse_classes, split_task
+from minitl.models import build_model, spec_from_state
 from tiny_tasks import synthetic_dataset
 
 T_975_DF2 = 4.302652729749464  # Student's t, 97.5% quantile, 2 degrees of freedom (tables: 4.303)
@@ -163,13 +165,14 @@ def test_pretrained_weights_cached_with_provenance(grid_run, tiny):
 
 
 def test_cached_features_match_training_through_the_frozen_backbone(tiny):
-    from minitl.experiment import _FeatureCache, run_one
+    from minitl.experiments import run_one
+    from minitl.transfer import FeatureCache
 
     source, target = tiny
     grid = _grid(tiny)
     state = build_model("mlp:16", 3, source.shape).state_dict()
     curve = target.test.k_shot(4, seed=0)
-    cached = run_one(grid, "s", state, target, "features", 4, 1, target.test, curve, _FeatureCache())
+    cached = run_one(grid, "s", state, target, "features", 4, 1, target.test, curve, FeatureCache())
     direct = run_one(grid, "s", state, target, "features", 4, 1, target.test, curve, cache=None)
     assert cached["loss"] == pytest.approx(direct["loss"], rel=1e-4)
     assert cached["curve"]["train_loss"] == pytest.approx(direct["curve"]["train_loss"], rel=1e-4)
@@ -186,7 +189,7 @@ def test_learning_rate_per_strategy(tiny):
 
 
 def test_pretraining_is_deterministic(tiny):
-    from minitl.experiment import pretrain
+    from minitl.experiments import pretrain
 
     grid, source = _grid(tiny), Source(tiny[0].name, task=tiny[0])
     first, record = pretrain(grid, source, None, log=None)
@@ -247,3 +250,49 @@ def test_results_handle_nan_free_json(grid_run):
     _, res = grid_run
     text = json.dumps(res.to_dict(), allow_nan=False, default=lambda v: None)
     assert "NaN" not in text and np.isfinite(json.loads(text)["cells"][0]["mean"])
+
+
+class _Jitter:
+    """A user's own random transform: not one of minitl's Random* classes, but it owns a generator."""
+
+    def __init__(self, seed=0):
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, x):
+        x = x.astype(np.float32) / 255
+        return x + self.rng.normal(0, 0.05, x.shape).astype(np.float32)
+
+
+def test_grid_and_setup_share_one_rule_for_random_transforms(tiny):
+    # Before the one feature cache, the grid knew only RandomCrop/RandomHorizontalFlip as random and
+    # cached the features of one augmented draw of a user's own transform (silently wrong), while
+    # Setup.fit refused to cache it. Now both ask minitl.data.transforms.is_random.
+    from minitl.data.transforms import is_random
+    from minitl.experiments import run_one
+    from minitl.transfer import FeatureCache
+
+    source, target = tiny
+    assert is_random(_Jitter()) and not is_random(None)
+    state = build_model("mlp:16", 3, source.shape).state_dict()
+    curve = target.test.k_shot(4, seed=0)
+    cache = FeatureCache()
+    plain = run_one(_grid(tiny), "s", state, target, "features", 4, 1, target.test, curve, cache)
+    assert plain["cached_features"] is True and len(cache) == 3  # train sample, curve set, test set
+    jitter = run_one(_grid(tiny, transform=_Jitter()), "s", state, target, "features", 4, 1, target.test, curve,
+                     FeatureCache())
+    assert jitter["cached_features"] is False
+
+
+def test_one_backbone_computes_the_test_features_once(tiny):
+    from minitl.experiments import run_one
+    from minitl.transfer import FeatureCache
+
+    source, target = tiny
+    grid, curve, cache = _grid(tiny), target.test.k_shot(4, seed=0), FeatureCache()
+    state = build_model("mlp:16", 3, source.shape).state_dict()
+    for seed in (0, 1):
+        run_one(grid, "s", state, target, "features", 4, seed, target.test, curve, cache)
+    assert len(cache) == 4  # two k-shot samples, one curve set, one test set
+    other = {k: v * 2 for k, v in state.items()}  # another backbone: its own features
+    run_one(grid, "s", other, target, "features", 4, 0, target.test, curve, cache)
+    assert len(cache) == 7

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 import minitl
 import minitl.nn.functional as F
-from minitl.gradcheck import gradcheck
-from strategies import arrays, conv_geometry, leaf, pool_geometry
+from minitl.core.gradcheck import gradcheck
+from hypothesis_shapes import arrays, conv_geometry, leaf, pool_geometry
 
 ACTS = [None, "relu", "tanh", "sigmoid"]
 

@@ -316,8 +316,8 @@ def _fail_midway(f, *args):
 
 
 @pytest.mark.parametrize("suffix, target, attr", [
-    (".safetensors", "minitl.safetensors", "write"),
-    (".npz", "minitl.io", "_write_npz"),
+    (".safetensors", "minitl.io.safetensors", "write"),
+    (".npz", "minitl.io.weights", "_write_npz"),
     (".npz", "numpy.lib.format", "write_array"),
     (".safetensors", "os", "fsync"),
     (".safetensors", "os", "replace"),
@@ -341,7 +341,7 @@ def test_failed_write_keeps_old_file(tmp_path, monkeypatch, suffix, target, attr
 
 
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
-    monkeypatch.setattr("minitl.safetensors.write", _fail_midway)
+    monkeypatch.setattr("minitl.io.safetensors.write", _fail_midway)
     with pytest.raises(RuntimeError, match="disk on fire"):
         mio.save({"w": np.ones(2)}, tmp_path / "new.safetensors")
     assert os.listdir(tmp_path) == []

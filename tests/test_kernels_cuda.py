@@ -35,7 +35,7 @@ TOL = {np.float32: 1e-5, np.float64: 1e-12}
 @pytest.fixture(scope="module", params=["emu", pytest.param("gpu", marks=pytest.mark.gpu)])
 def dev(request):
     """(kernels module, to_device, to_host) for one backend."""
-    from minitl import backend
+    from minitl.core import backend
     from minitl.kernels import cuda
 
     saved = {k: getattr(cuda, k) for k in ("_C", "_cp", "_POISON", "_SPLITS")}

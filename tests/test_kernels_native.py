@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from minitl import kernels
 from minitl.kernels import fused_reference as FR
-from minitl.kernels import native as N
+from minitl.kernels import cpu as N
 from minitl.kernels import reference as R
 
-from strategies_kernels import (
+from hypothesis_kernels import (
     ACTIVATIONS, DTYPES, NEEDS, arrange, arrays, conv_geometries, pool_geometries,
 )
 
@@ -37,7 +37,7 @@ TOL = {np.float32: 1e-5, np.float64: 1e-10}
 def test_extension_is_built():
     """Fails (never skips) under MINITL_REQUIRE_NATIVE=1 when _C is missing."""
     assert N.AVAILABLE, N.STATUS
-    assert N.NAME == "cpp"
+    assert N.NAME == "cpu"
     assert N.STATUS and "\n" not in N.STATUS
 
 
@@ -58,7 +58,7 @@ def close(got, want, dtype, what=""):
 def test_dispatch_picks_native_and_reference_can_be_forced():
     try:
         kernels.use("native")
-        assert set(kernels.active().values()) == {"cpp"}
+        assert set(kernels.active().values()) == {"cpu"}
         kernels.use("reference")
         assert set(kernels.active().values()) == {"reference"}
     finally:

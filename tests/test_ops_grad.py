@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minitl
-from minitl.gradcheck import gradcheck
-from strategies import arrays, broadcastable_pair, leaf, small_shapes
+from minitl.core.gradcheck import gradcheck
+from hypothesis_shapes import arrays, broadcastable_pair, leaf, small_shapes
 
 # (name, minitl op, NumPy reference, input bounds, keep away from zero)
 UNARY = [

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minitl.stats import mean_ci, paired_difference, t_ppf, t_sf
+from minitl.experiments.stats import mean_ci, paired_difference, t_ppf, t_sf
 
 # Two-sided 95% / 99% critical values (textbook tables, to the digits given).
 TEXTBOOK = [

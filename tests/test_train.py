@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import minitl
 import minitl.nn.functional as F
 from minitl import io, nn, optim
-from minitl.checkpoint import decode, encode
+from minitl.train.checkpoint import decode, encode
 from minitl.data import DataLoader, RandomHorizontalFlip
 from minitl.models import MLP
 from minitl.train import History, evaluate, fit, load_checkpoint, save_checkpoint
@@ -242,13 +242,13 @@ def test_save_and_load_checkpoint_restore_everything(tmp_path):
     opt = optim.Adam(m.parameters(), lr=0.01, betas=(0.8, 0.9))
     fit(m, batches(), opt, steps=3, progress=False)
     minitl.manual_seed(5)
-    rng_state = minitl.random.get_state()
+    rng_state = minitl.core.random.get_state()
     path = tmp_path / "ckpt.safetensors"
     save_checkpoint(path, m, opt, step=3, epoch=0, extra={"note": (1, 2), "a": np.arange(3)})
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.safetensors"]  # no temporary file left
     assert "model/layers.0.weight" in io.load(path)  # a plain safetensors file, no pickle
 
-    minitl.random.generator().random(10)  # move the generator on
+    minitl.core.random.generator().random(10)  # move the generator on
     other = model(seed=9)
     opt2 = optim.Adam(other.parameters(), lr=0.5)
     info = load_checkpoint(path, other, opt2)
@@ -260,7 +260,7 @@ def test_save_and_load_checkpoint_restore_everything(tmp_path):
     assert opt2.param_groups[0]["betas"] == (0.8, 0.9) and opt2.param_groups[0]["lr"] == 0.01
     s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
     assert s1.keys() == s2.keys() and all(s1[k]["step"] == s2[k]["step"] for k in s1)
-    assert minitl.random.get_state() == rng_state
+    assert minitl.core.random.get_state() == rng_state
 
     io.save(m.state_dict(), tmp_path / "plain.safetensors")
     with pytest.raises(ValueError, match="not a minitl checkpoint"):

@@ -8,7 +8,7 @@ import minitl
 from minitl import optim, transfer
 from minitl.data import DataLoader, Normalize, RandomHorizontalFlip
 from minitl.models import MLP, LeNet
-from minitl.strategies import _OPTIONS
+from minitl.transfer.strategies import _OPTIONS
 from minitl.transfer import (STRATEGIES, GradualUnfreeze, Strategy, audit, freeze_to, layer_drift, layer_groups,
                              parse_strategy, prepare, snapshot, weight_drift)
 

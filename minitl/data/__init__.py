@@ -6,16 +6,17 @@
 - ``DataLoader``: seeded, vectorised batches of Tensors on a device.
 - ``transforms``: ``Normalize``, ``Pad``, ``RandomCrop``, ``RandomHorizontalFlip``, ``Compose``.
 - ``read_idx`` / ``write_idx``, ``read_cifar_batch``: the file formats.
+- ``tasks``: class-split tasks (``split_task``, ``Task``), named datasets, fingerprints.
 """
-from . import transforms
+from . import tasks, transforms
 from .cifar import read_cifar_batch, write_cifar_batch
 from .datasets import CIFAR10, KMNIST, MNIST, ArrayDataset, FashionMNIST
 from .download import ChecksumError, DownloadError, download_file
 from .idx import read_idx, read_idx_pair, write_idx
 from .loader import DataLoader
 from .locate import DatasetNotFoundError, cache_dir
-from .transforms import (Compose, Normalize, Pad, RandomCrop, RandomHorizontalFlip,
-                         ToFloat)
+from .tasks import Task, load_dataset, normalization, split_task
+from .transforms import Compose, Normalize, Pad, RandomCrop, RandomHorizontalFlip, ToFloat, is_random
 
 __all__ = [
     "ArrayDataset", "FashionMNIST", "MNIST", "KMNIST", "CIFAR10",
@@ -23,4 +24,5 @@ __all__ = [
     "RandomHorizontalFlip", "ToFloat",
     "read_idx", "read_idx_pair", "write_idx", "read_cifar_batch", "write_cifar_batch",
     "download_file", "DownloadError", "ChecksumError", "DatasetNotFoundError", "cache_dir",
+    "tasks", "Task", "split_task", "load_dataset", "normalization", "is_random",
 ]

@@ -3,19 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.random import generator
+
 
 def draw_seed() -> int:
     """A fresh seed from minitl's global generator, so ``minitl.manual_seed`` makes it repeatable.
 
-    Falls back to NumPy's OS-seeded generator if ``minitl.random`` is not there.
     """
-    try:
-        from minitl import random as mrandom  # the module is minitl.random
-        generator = getattr(mrandom, "generator", None)
-    except ImportError:
-        generator = None
-    rng = generator() if generator is not None else np.random.default_rng()
-    return int(rng.integers(0, 2**63 - 1))
+    return int(generator().integers(0, 2**63 - 1))
 
 
 def make_rng(seed) -> np.random.Generator:

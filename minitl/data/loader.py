@@ -17,9 +17,10 @@ import math
 
 import numpy as np
 
-from .. import backend
+from ..core import backend
+from ..core.tensor import Tensor
 from ._seed import draw_seed
-from .transforms import to_float
+from .transforms import random_generators, to_float
 
 
 class DataLoader:
@@ -69,11 +70,41 @@ class DataLoader:
         return np.random.default_rng([self.seed, epoch]).permutation(n)
 
     def __iter__(self):
+        return self.batches()
+
+    def batches(self, start: int = 0):
+        """One epoch of batches, like ``iter()``, beginning after its first ``start`` batches.
+
+        The skipped batches are neither gathered nor transformed, so a random
+        transform's generator stays where a checkpoint left it (resumption).
+        """
         order = self.order()
         self.epoch += 1
         stop = len(self) * self.batch_size if self.drop_last else len(order)
-        for start in range(0, stop, self.batch_size):
-            yield self.batch(order[start:start + self.batch_size])
+        for begin in range(max(int(start), 0) * self.batch_size, stop, self.batch_size):
+            yield self.batch(order[begin:begin + self.batch_size])
+
+    def state_dict(self) -> dict:
+        """What the loader needs to repeat its future batches: the shuffle seed, the
+        next epoch, and the state of every generator its transform owns."""
+        return {"seed": self.seed, "epoch": self.epoch,
+                "transform_rngs": [g.bit_generator.state for g in random_generators(self.transform)]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Put back what :meth:`state_dict` saved (the transforms must be built the same way)."""
+        if not isinstance(state, dict) or not isinstance(state.get("transform_rngs"), list):
+            raise ValueError("DataLoader.load_state_dict wants the dict DataLoader.state_dict() returns")
+        gens = random_generators(self.transform)
+        saved = state["transform_rngs"]
+        if len(gens) != len(saved):
+            raise ValueError(f"the saved state has {len(saved)} transform generator(s), the loader has "
+                             f"{len(gens)}: is it built with the same transforms?")
+        for g, s in zip(gens, saved):
+            g.bit_generator.state = s
+        if "seed" in state:
+            self.seed = state["seed"]
+        if "epoch" in state:
+            self.epoch = int(state["epoch"])
 
     def batch(self, indices) -> tuple:
         """The ``(x, y)`` Tensors for the given sample indices (one gather, one transform)."""
@@ -96,9 +127,6 @@ def _tensor(array: np.ndarray, device: str):
     """A minitl Tensor on ``device``, wrapping the batch without a copy on the CPU.
 
     ``minitl.tensor`` would copy; the batch is a fresh array that nothing else
-    holds (``np.take`` copies), so wrapping it is safe. Imported late so that
-    ``minitl`` may import this package.
+    holds (``np.take`` copies), so wrapping it is safe.
     """
-    import minitl
-
-    return minitl.Tensor(array, device=device)
+    return Tensor(array, device=device)

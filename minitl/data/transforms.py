@@ -10,6 +10,12 @@ scaled by 1/255, so ``mean`` and ``std`` are in [0, 1] units, as usual:
 Random transforms own a ``numpy.random.Generator`` made from ``seed``; with
 ``seed=None`` the seed is drawn from minitl's global generator, so
 ``minitl.manual_seed`` makes them repeatable too.
+
+:func:`is_random` is the one rule for "is this transform random?" (the
+frozen-feature cache refuses random ones, checkpoints save their generators).
+A transform of your own counts as random when it owns a generator as
+``.rng``, sets ``random = True`` or is named ``Random...``; a plain function is
+taken as deterministic.
 """
 from __future__ import annotations
 
@@ -26,6 +32,37 @@ def to_float(x: np.ndarray) -> np.ndarray:
         out *= np.float32(1.0 / 255.0)
         return out
     return x.astype(np.float32, copy=False)
+
+
+def random_generators(transform, depth: int = 0) -> list:
+    """The NumPy generators a transform owns (``.rng``), looking inside ``Compose``:
+    the state a checkpoint saves so that a resumed run draws the same augmentation."""
+    if transform is None or depth > 4:
+        return []
+    if isinstance(transform, np.random.Generator):
+        return [transform]
+    found = []
+    rng = getattr(transform, "rng", None)
+    if isinstance(rng, np.random.Generator):
+        found.append(rng)
+    for child in getattr(transform, "transforms", None) or ():
+        found.extend(random_generators(child, depth + 1))
+    return found
+
+
+def is_random(transform) -> bool:
+    """Whether ``transform`` is random (augmentation), so the same image can come out differently.
+
+    True when it (or anything inside a ``Compose``) owns a generator as ``.rng``,
+    sets ``random = True`` or has a class name starting with ``Random``;
+    ``Normalize``, ``Pad`` and ``ToFloat`` are not random.
+    """
+    if transform is None:
+        return False
+    if random_generators(transform) or getattr(transform, "random", False) is True \
+            or type(transform).__name__.startswith("Random"):
+        return True
+    return any(is_random(t) for t in getattr(transform, "transforms", None) or ())
 
 
 def _check_batch(x: np.ndarray, who: str) -> None:

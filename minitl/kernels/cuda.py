@@ -89,7 +89,7 @@ def _probe() -> tuple[bool, str]:
     fallback = "; ops run on CuPy's reference path"
     if _C is None:
         return False, _not_built_reason() + fallback
-    from .. import backend
+    from ..core import backend
 
     if not backend.cuda_available():
         return False, (f"CUDA kernels built for {_describe_build()}, but no GPU is usable "

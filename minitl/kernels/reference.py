@@ -16,7 +16,7 @@ signature in every backend (reference, ``minitl._C``, ``minitl._C_cuda``):
 """
 from __future__ import annotations
 
-from ..backend import get_array_module, quiet_errors
+from ..core.backend import get_array_module, quiet_errors
 
 ACTIVATIONS = (None, "relu", "tanh", "sigmoid")
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import random as _random
-from ..backend import xp_for
-from ..kernels.reference import ACTIVATIONS, conv_output_size
+from ..core import random as _random
+from ..core.backend import xp_for
 from ..ops import fused
+from ..ops.fused import ACTIVATIONS, conv_output_size
 from ..ops.elementwise import Relu, Sigmoid, Tanh
-from ..tensor import Tensor
+from ..core.tensor import Tensor
 
 
-def _pair(v, name):
+def pair(v, name):
+    """``v`` as an ``(h, w)`` pair: an int is used for both; ``name`` is for the error."""
     if isinstance(v, int):
         return (v, v)
     v = tuple(int(i) for i in v)
@@ -55,7 +56,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation=Non
 def _check_conv(x, weight, bias, stride, padding, activation, layer):
     """Validate conv arguments; returns (stride, padding, (OH, OW)) normalised."""
     _check_activation(activation)
-    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    stride, padding = pair(stride, "stride"), pair(padding, "padding")
     if x.ndim != 4:
         raise ValueError(f"{_where(layer)}conv2d expects input (N, C, H, W), got shape {x.shape}")
     if weight.ndim != 4:
@@ -94,15 +95,15 @@ def conv2d_pool(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
     activations; the compiled kernels never materialise the full conv output.
     """
     stride, padding, out = _check_conv(x, weight, bias, stride, padding, activation, layer)
-    pool = _pair(pool, "pool")
+    pool = pair(pool, "pool")
     if min(pool) < 1 or out[0] < pool[0] or out[1] < pool[1]:
         raise ValueError(f"{_where(layer)}pool window {pool} does not fit the conv output {out}")
     return fused.Conv2dPool.apply(x, weight, bias, stride=stride, padding=padding, activation=activation, pool=pool)
 
 
 def _pool_args(x, kernel_size, stride, name):
-    kernel_size = _pair(kernel_size, "kernel_size")
-    stride = kernel_size if stride is None else _pair(stride, "stride")
+    kernel_size = pair(kernel_size, "kernel_size")
+    stride = kernel_size if stride is None else pair(stride, "stride")
     if x.ndim != 4:
         raise ValueError(f"{name} expects input (N, C, H, W), got shape {x.shape}")
     if min(kernel_size) < 1 or min(stride) < 1:

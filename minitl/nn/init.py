@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import random as _random
+from ..core import random as _random
 
 
 def fan_in(shape) -> int:

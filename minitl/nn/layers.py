@@ -33,9 +33,9 @@ class Conv2d(Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
         super().__init__()
-        kh, kw = F._pair(kernel_size, "kernel_size")
+        kh, kw = F.pair(kernel_size, "kernel_size")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = (kh, kw), F._pair(stride, "stride"), F._pair(padding, "padding")
+        self.kernel_size, self.stride, self.padding = (kh, kw), F.pair(stride, "stride"), F.pair(padding, "padding")
         shape = (out_channels, in_channels, kh, kw)
         self.weight = Parameter(kaiming_uniform(shape))
         self.register_parameter("bias", Parameter(bias_uniform(out_channels, shape)) if bias else None)
@@ -130,7 +130,7 @@ _FUSABLE = (Linear, Conv2d)
 
 def _is_tiling_max_pool(m) -> bool:
     """A MaxPool2d (not AvgPool2d) whose windows do not overlap: fusable into the conv."""
-    return type(m) is MaxPool2d and (m.stride is None or F._pair(m.stride, "stride") == F._pair(m.kernel_size, "k"))
+    return type(m) is MaxPool2d and (m.stride is None or F.pair(m.stride, "stride") == F.pair(m.kernel_size, "k"))
 _ACTIVATIONS = (ReLU, Tanh, Sigmoid)
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import backend
-from ..tensor import Tensor
+from ..core import backend
+from ..core.tensor import Tensor
 from .parameter import Parameter
 
 

@@ -1,5 +1,5 @@
 """``Parameter``: a leaf tensor that a Module registers and an optimizer updates."""
-from ..tensor import Tensor
+from ..core.tensor import Tensor
 
 
 class Parameter(Tensor):

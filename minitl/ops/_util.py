@@ -1,5 +1,5 @@
 """Helpers shared by the ops."""
-from ..backend import get_array_module
+from ..core.backend import get_array_module
 
 
 def unbroadcast(grad, shape):

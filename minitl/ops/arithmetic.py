@@ -1,6 +1,6 @@
 """Broadcasting arithmetic: + - * / ** @ and negation, forward beside backward."""
-from ..backend import get_array_module, quiet_errors
-from ..function import Function
+from ..core.backend import get_array_module, quiet_errors
+from ..core.function import Function
 from ._util import unbroadcast
 
 

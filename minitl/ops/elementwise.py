@@ -1,6 +1,6 @@
 """Element-wise maths: exp, log, sqrt, tanh, sigmoid, relu, clip."""
-from ..backend import get_array_module
-from ..function import Function
+from ..core.backend import get_array_module
+from ..core.function import Function
 
 
 class Exp(Function):

@@ -5,8 +5,9 @@ forward and its backward always run on the same backend even if the choice
 changes in between (``minitl.kernels.use``).
 """
 from .. import kernels
-from ..backend import device_of, get_array_module
-from ..function import Function
+from ..kernels.reference import ACTIVATIONS, conv_output_size  # noqa: F401  (re-exported for nn)
+from ..core.backend import device_of, get_array_module
+from ..core.function import Function
 
 
 def _kernel_pair(name, array):

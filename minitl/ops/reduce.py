@@ -1,6 +1,6 @@
 """Reductions: sum, mean, max over axes, with keepdims."""
-from ..backend import get_array_module
-from ..function import Function
+from ..core.backend import get_array_module
+from ..core.function import Function
 from ._util import expand_reduced, normalize_axis
 
 

@@ -1,9 +1,9 @@
 """Shape ops: reshape, transpose, indexing, device and dtype moves."""
 import numpy as np
 
-from .. import backend
-from ..backend import get_array_module
-from ..function import Function
+from ..core import backend
+from ..core.backend import get_array_module
+from ..core.function import Function
 
 
 class Reshape(Function):

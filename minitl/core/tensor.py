@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
-from .function import run_backward
+from .autograd import run_backward
 
 DEFAULT_FLOAT = np.float32
 
@@ -67,10 +67,6 @@ class Tensor:
     def is_leaf(self) -> bool:
         return self._fn is None
 
-    @property
-    def T(self) -> "Tensor":
-        return self.transpose()
-
     def __len__(self) -> int:
         return self.data.shape[0]
 
@@ -95,33 +91,6 @@ class Tensor:
         """Nested Python lists of the values."""
         return self.numpy().tolist()
 
-    def to(self, device) -> "Tensor":
-        """This tensor on ``device``; differentiable, a no-op when already there."""
-        device = backend.normalize_device(device)
-        if device == self.device:
-            return self
-        from .ops.shape import ToDevice
-
-        return ToDevice.apply(self, device=device)
-
-    def cpu(self) -> "Tensor":
-        return self.to("cpu")
-
-    def cuda(self) -> "Tensor":
-        return self.to("cuda")
-
-    def astype(self, dtype) -> "Tensor":
-        """A copy with another dtype (differentiable between float types)."""
-        from .ops.shape import AsType
-
-        return AsType.apply(self, dtype=np.dtype(dtype))
-
-    def float(self) -> "Tensor":
-        return self.astype(np.float32)
-
-    def double(self) -> "Tensor":
-        return self.astype(np.float64)
-
     def detach(self) -> "Tensor":
         """The same data, cut from the graph."""
         return Tensor._make(self.data)
@@ -134,6 +103,29 @@ class Tensor:
             raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
         self.requires_grad = requires_grad
         return self
+
+    # ------------------------------------------------------------ operators
+    # The differentiable operators and methods are Functions of minitl.ops (the
+    # layer above); minitl.ops.tensor_methods.install binds them here when the
+    # package is imported, so core never imports ops. Where each comes from:
+    #   + - * / ** @ unary-          ops/arithmetic.py   Add Sub Mul Div Pow MatMul Neg
+    #   < <= > >= == != argmax       ops/tensor_methods.py (no gradient: plain array results)
+    #   t[index]                     ops/shape.py        GetItem
+    #   reshape view transpose permute flatten T
+    #                                ops/shape.py        Reshape Transpose
+    #   to cpu cuda astype float double
+    #                                ops/shape.py        ToDevice AsType
+    #   sum mean max                 ops/reduce.py       Sum Mean Max
+    #   exp log sqrt tanh sigmoid relu clip
+    #                                ops/elementwise.py  Exp Log Sqrt Tanh Sigmoid Relu Clip
+    # tests/test_layout.py checks that this list and the installed names agree.
+    INSTALLED = (
+        "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
+        "__pow__", "__rpow__", "__matmul__", "__rmatmul__", "__neg__",
+        "__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__", "__hash__", "__getitem__",
+        "reshape", "view", "transpose", "permute", "flatten", "T", "to", "cpu", "cuda", "astype", "float", "double",
+        "sum", "mean", "max", "argmax", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "clip",
+    )
 
     # -------------------------------------------------------------- autograd
     def backward(self, grad=None, retain_graph: bool = False) -> None:
@@ -192,13 +184,3 @@ def tensor(data, requires_grad: bool = False, dtype=None, device: str = "cpu") -
     if t.data is data or (isinstance(data, Tensor) and t.data is data.data):
         t.data = t.data.copy()
     return t
-
-
-def _install_operators():
-    """Attach the operators and methods defined in ``minitl.ops`` to Tensor."""
-    from . import ops
-
-    ops.install(Tensor)
-
-
-_install_operators()

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+SCRATCH = "scratch"  # the baseline every other strategy is paired with
+
 # name -> one-line description (``minitl transfer --list`` prints these)
 STRATEGIES = {
     "scratch": "random initialisation, every layer trains (the baseline)",
@@ -149,3 +151,25 @@ def parse_strategy(spec) -> Strategy:
         raise ValueError("layers:n:frozen keeps the copied layers frozen, so lr_mult would have no effect; "
                          "use layers:n:finetune:lr_mult=...")
     return Strategy(kind, options)
+
+
+def parse_strategy_list(text: str) -> list[str]:
+    """Split a comma-separated list of specs (the CLI's ``--strategies``) into specs.
+
+    A spec's options are comma-separated too (``gradual:every=50,lr_mult=0.3``),
+    so a fragment holding ``=`` but no ``:`` is glued back to the spec before it.
+    Each spec is checked with :func:`parse_strategy` (a bad one raises ``ValueError``).
+    """
+    merged: list[str] = []
+    for part in (s.strip() for s in str(text).split(",")):
+        if not part:
+            continue
+        if merged and "=" in part and ":" not in part:
+            merged[-1] += "," + part
+        else:
+            merged.append(part)
+    if not merged:
+        raise ValueError(f"no strategy in {text!r}; e.g. 'scratch,features,finetune'")
+    for spec in merged:
+        parse_strategy(spec)
+    return merged

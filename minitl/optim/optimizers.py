@@ -12,8 +12,8 @@ import copy
 
 import numpy as np
 
-from . import backend, kernels
-from .schedules import CosineAnnealingLR, LinearWarmup, LRScheduler, OneCycleLR, StepLR  # noqa: F401
+from .. import kernels
+from ..core import backend
 
 
 class Optimizer:

@@ -1,8 +1,8 @@
 """The C++ CPU kernels (``minitl._C``), exposed with the reference signatures.
 
-Every op of :data:`minitl.kernels.OPS` that ``_C`` provides is re-exported
-here under the same name, so the dispatch can take it; an op ``_C`` lacks is
-simply absent and falls back to the reference. ``AVAILABLE`` says whether the
+Every op of :data:`minitl.kernels.OPS` is bound below by name, explicitly,
+so that searching for an op's name leads here; without the extension each is
+None and the dispatch falls back to the reference. ``AVAILABLE`` says whether the
 extension imported, ``STATUS`` says how it was built (or why not) in one line.
 
 Beyond :data:`OPS`, ``_C`` provides the fused ``conv2d_pool_forward`` /
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-NAME = "cpp"
+NAME = "cpu"
 
 # Idle OpenMP workers spin this long (libgomp's default, 300000, is
 # milliseconds) before sleeping: long enough to bridge the Python between two
@@ -57,11 +57,20 @@ def get_num_threads() -> int:
 
 if _C is not None:
     STATUS = _status()
-    from . import FUSED_OPS as _FUSED_OPS
-    from . import OPS as _OPS
 
-    # Re-export every op the extension has; the dispatch reads them by name.
-    for _op in _OPS + _FUSED_OPS:
-        if hasattr(_C, _op):
-            globals()[_op] = getattr(_C, _op)
-    del _op
+# The ops ``_C`` provides, under the reference signatures (dispatch.OPS and
+# dispatch.FUSED_OPS); the dispatch reads them by name.
+linear_forward = _C.linear_forward if _C is not None else None
+linear_backward = _C.linear_backward if _C is not None else None
+conv2d_forward = _C.conv2d_forward if _C is not None else None
+conv2d_backward = _C.conv2d_backward if _C is not None else None
+conv2d_pool_forward = _C.conv2d_pool_forward if _C is not None else None
+conv2d_pool_backward = _C.conv2d_pool_backward if _C is not None else None
+max_pool2d_forward = _C.max_pool2d_forward if _C is not None else None
+max_pool2d_backward = _C.max_pool2d_backward if _C is not None else None
+avg_pool2d_forward = _C.avg_pool2d_forward if _C is not None else None
+avg_pool2d_backward = _C.avg_pool2d_backward if _C is not None else None
+cross_entropy_forward = _C.cross_entropy_forward if _C is not None else None
+cross_entropy_backward = _C.cross_entropy_backward if _C is not None else None
+sgd_step = _C.sgd_step if _C is not None else None
+adam_step = _C.adam_step if _C is not None else None

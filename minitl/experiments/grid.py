@@ -12,7 +12,7 @@ The rules that make the numbers comparable:
   with the same batch size, learning rate and optimizer.
 - **One test set.** Every run is scored on the target's *full* test set.
 - **Pairing.** Run (strategy, k, seed) trains on ``target.train.k_shot(k, seed)``
-  with the loader shuffled by ``seed``, after ``minitl.manual_seed(seed)``, so a
+  with the loader shuffled by ``seed``, after ``manual_seed(seed)``, so a
   strategy and scratch with the same seed see the same sample in the same order
   and start from the same random head: their difference is the strategy's effect.
 - **Pretraining once.** Each source is pretrained once (seed ``pretrain_seed``)
@@ -20,9 +20,11 @@ The rules that make the numbers comparable:
   in the metadata; a later run with the same provenance (data fingerprint,
   model, steps, learning rate, ...) loads it instead of training again.
 - **Frozen features are computed once.** A strategy that freezes the whole
-  backbone (``features``) trains only the head on cached representations; the
-  test set's representation is computed once per source and target. The audit
-  after training checks that the backbone did not move.
+  backbone (``features``) trains only the head on cached representations
+  (:class:`minitl.transfer.FeatureCache`, the same cache and the same rule for
+  random transforms as ``Setup.fit``); the test set's representation is
+  computed once per backbone and target. The audit after training checks that
+  the backbone did not move.
 
 Runs are deterministic per seed on the CPU. The seeds measure the spread over
 k-shot samples, data order and head initialisation; the pretrained weights
@@ -37,12 +39,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-import minitl
-
-from . import io, optim, train, transfer
-from .data import DataLoader
-from .report import SCRATCH, Results, summarize
-from .tasks import Task, build_model, fingerprint, model_name
+from .. import io, optim, train, transfer
+from ..core.random import manual_seed
+from ..data import DataLoader
+from ..data.tasks import Task, fingerprint
+from ..models import build_model, model_name
+from ..transfer import SCRATCH, FeatureCache
+from .report import Results, summarize
 
 EVAL_BATCH = 1000
 
@@ -144,7 +147,7 @@ def pretrain(grid: Grid, source: Source, path=None, log=print) -> tuple[dict, di
             return state, dict(name=source.name, cached=True, path=os.fspath(path), meta=meta)
         _log(log, f"pretrained {source.name}: {path} has other provenance; training again")
     task = source.task
-    minitl.manual_seed(grid.pretrain_seed)
+    manual_seed(grid.pretrain_seed)
     model = build_model(grid.model, task.num_classes, task.shape).to(grid.device)
     opt = optim.SGD(model.parameters(), lr=grid.pretrain_lr, momentum=grid.momentum)
     loader = _loader(task.train, grid, grid.batch_size, shuffle=True, seed=grid.pretrain_seed)
@@ -169,40 +172,9 @@ def _log(log, text):
         log(text)
 
 
-# -------------------------------------------------------------- frozen features
-class _FeatureCache:
-    """Representations of frozen pretrained backbones, computed once per (source, dataset).
-
-    Every ``features`` run of one source starts from the same pretrained
-    backbone and keeps it frozen (the audit confirms it stayed put), so the
-    representation of the target's test set is the same for all of them.
-    """
-
-    def __init__(self):
-        self._store = {}
-
-    def get(self, key, model, dataset, grid):
-        if key not in self._store:
-            self._store[key] = transfer.cache_features(model, _loader(dataset, grid))
-        return self._store[key]
-
-
-def _deterministic(transform) -> bool:
-    """False for random augmentation (features could not be cached); Compose is looked into."""
-    from .data import transforms as T
-
-    if isinstance(transform, T.Compose):
-        return all(_deterministic(t) for t in transform.transforms)
-    return not isinstance(transform, (T.RandomCrop, T.RandomHorizontalFlip))
-
-
-def _feature_loader(arrays, grid, batch_size=EVAL_BATCH, shuffle=False, seed=None):
-    return DataLoader(arrays, batch_size, shuffle=shuffle, seed=seed, device=grid.device)
-
-
 # ------------------------------------------------------------------------- runs
 def run_one(grid: Grid, source_name, state, target: Task, strategy: str, k: int, seed: int,
-            test_set, curve_set, cache: _FeatureCache | None = None) -> dict:
+            test_set, curve_set, cache: FeatureCache | None = None) -> dict:
     """Train one strategy on ``target.train.k_shot(k, seed)`` for ``grid.steps`` steps; score it.
 
     Returns the run's record: accuracy and loss on ``test_set`` (the full target
@@ -210,36 +182,30 @@ def run_one(grid: Grid, source_name, state, target: Task, strategy: str, k: int,
     where training started, and the sample's identity (a hash of its indices).
     """
     sample = target.train.k_shot(k, seed)
-    minitl.manual_seed(seed)  # the same random head (or scratch model) for every strategy of this seed
+    manual_seed(seed)  # the same random head (or scratch model) for every strategy of this seed
     model = build_model(grid.model, target.num_classes, target.shape).to(grid.device)
     setup = transfer.prepare(strategy, model, state, num_classes=target.num_classes, lr=grid.lr_for(strategy),
                              optimizer=grid.optimizer, momentum=grid.momentum, weight_decay=grid.weight_decay)
     model = setup.model
     batch = min(grid.batch_size, len(sample))
     every = max(1, grid.steps // max(1, grid.curve_points))
-    fit_args = dict(steps=grid.steps, eval_every=every, callbacks=setup.callbacks, penalty=setup.penalty,
-                    progress=False)
     start = time.perf_counter()
-    if setup.cache_features and cache is not None and _deterministic(grid.transform):
-        # Frozen backbone: train the head alone on representations computed once; the
-        # batches are those the image loader would give (same seed, same batch size).
-        train_arrays = transfer.cache_features(model, _loader(sample, grid))
-        curve_arrays = cache.get((source_name, target.name, "curve"), model, curve_set, grid)
-        history = train.fit(model.head, _feature_loader(train_arrays, grid, batch, True, seed), setup.optimizer,
-                            eval_loader=_feature_loader(curve_arrays, grid), **fit_args)
-        test_arrays = cache.get((source_name, target.name, "test"), model, test_set, grid)
-        final = train.evaluate(model.head, _feature_loader(test_arrays, grid))
-    else:
-        history = train.fit(model, _loader(sample, grid, batch, True, seed), setup.optimizer,
-                            eval_loader=_loader(curve_set, grid), **fit_args)
-        final = train.evaluate(model, _loader(test_set, grid))
+    # A frozen backbone trains the head alone on representations computed once
+    # (Setup decides, by the one rule of the feature cache); the batches are
+    # those the image loader would give (same seed, same batch size).
+    train_loader = _loader(sample, grid, batch, True, seed)
+    cached = setup.uses_cache(train_loader)
+    history = setup.fit(train_loader, steps=grid.steps,
+                        eval_loader=_loader(curve_set, grid), eval_every=every, progress=False,
+                        feature_cache=cache)
+    final = setup.evaluate(_loader(test_set, grid), feature_cache=cache)
     seconds = time.perf_counter() - start
     audit = transfer.audit(model, setup.initial_state, setup)  # raises if a frozen weight moved
     indices = np.asarray(getattr(sample, "indices", np.arange(len(sample))))
     return dict(source=None if strategy == SCRATCH else source_name, target=target.name, strategy=strategy,
                 k=int(k), seed=int(seed), acc=float(final["acc"]), loss=float(final["loss"]),
                 n_test=int(final["n"]), train_size=len(sample), steps=grid.steps, lr=grid.lr_for(strategy),
-                seconds=round(seconds, 3),
+                seconds=round(seconds, 3), cached_features=cached,
                 sample=_short_hash(indices), curve=_curve(history), frozen=len(audit.frozen),
                 drift={layer: float(v) for layer, v in audit.layers.items()})
 
@@ -295,7 +261,7 @@ def run(grid: Grid, out_dir=None, log=print, plots: bool = True) -> Results:
     for source in grid.sources if need_weights else []:
         states[source.name], pretrain_records[source.name] = pretrain(
             grid, source, _cache_path(grid, source, out_dir), log)
-    cache, runs = _FeatureCache(), []
+    cache, runs = FeatureCache(), []
     plan = list(_plan(grid))
     curve_sets = {t.name: t.test.k_shot(min(grid.curve_per_class, _smallest_class(t.test)), seed=0)
                   for t in grid.targets}

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import backend
+from ..core import backend
+from .groups import freeze_plan
+from .strategies import parse_strategy
 
 
 def snapshot(model) -> "OrderedDict[str, np.ndarray]":
@@ -104,13 +106,9 @@ class AuditReport:
 
 def _claims(model, setup_or_strategy):
     """(strategy, claimed frozen names, frozen at the start) from a Setup or a Strategy/spec."""
-    from .strategies import parse_strategy  # late: transfer imports this module
-
     if hasattr(setup_or_strategy, "frozen_at_start"):
         setup = setup_or_strategy
         return setup.strategy, list(setup.frozen), list(setup.frozen_at_start)
-    from .transfer import freeze_plan
-
     strategy = parse_strategy(setup_or_strategy)
     plan = freeze_plan(model, strategy)
     if strategy.kind == "gradual":

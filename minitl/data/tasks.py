@@ -1,11 +1,9 @@
-"""Tasks and models for experiments: class-split tasks, model specs, data fingerprints.
+"""Tasks for experiments: class-split tasks, named datasets, data fingerprints.
 
 A :class:`Task` is a named pair of train and test datasets (``ArrayDataset``
 or anything with ``images``, ``labels``, ``classes``, ``k_shot``).
 ``split_task`` builds the split-task setting of transfer experiments (for
-example Fashion-MNIST classes 0-4 as the source, 5-9 as the target); a model
-spec (``'lenet'``, ``'mlp'``, ``'mlp:256,128'``) names an architecture that is
-then built for a task's input shape and class count.
+example Fashion-MNIST classes 0-4 as the source, 5-9 as the target).
 """
 from __future__ import annotations
 
@@ -14,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import models
+from .datasets import CIFAR10, KMNIST, MNIST, FashionMNIST
+from .transforms import Normalize
 
 DATASETS = ("fashion-mnist", "mnist", "kmnist", "cifar-10")
 
@@ -85,13 +84,24 @@ def split_task(train, test, classes, name: str, limit: int | None = None) -> Tas
 
 def load_dataset(name: str = "fashion-mnist", root=None, download: bool = False):
     """``(train, test)`` of a named dataset; raises ``DatasetNotFoundError`` when absent."""
-    from . import data
-
-    cls = {"fashion-mnist": data.FashionMNIST, "mnist": data.MNIST, "kmnist": data.KMNIST,
-           "cifar-10": data.CIFAR10}.get(name)
+    cls = {"fashion-mnist": FashionMNIST, "mnist": MNIST, "kmnist": KMNIST, "cifar-10": CIFAR10}.get(name)
     if cls is None:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return cls(root=root, train=True, download=download), cls(root=root, train=False, download=download)
+
+
+def fashion_split(root=None, download: bool = False, limit: int | None = None,
+                  source_limit: int | None = None) -> tuple[Task, Task]:
+    """``(source, target)``: the Fashion-MNIST split every demo and example uses.
+
+    Classes 0-4 (T-shirt, trouser, pullover, dress, coat) as the source task,
+    5-9 (sandal, shirt, sneaker, bag, ankle boot) as the target, each
+    relabelled 0-4; ``limit`` caps each task's train and test sets (class-balanced),
+    ``source_limit`` the source task's alone when given.
+    """
+    train, test = load_dataset("fashion-mnist", root, download)
+    return (split_task(train, test, "0-4", "fashion-mnist", limit=limit if source_limit is None else source_limit),
+            split_task(train, test, "5-9", "fashion-mnist", limit=limit))
 
 
 def fingerprint(dataset) -> str:
@@ -100,50 +110,6 @@ def fingerprint(dataset) -> str:
     h.update(np.ascontiguousarray(dataset.images).tobytes())
     h.update(np.ascontiguousarray(dataset.labels).astype("<i8").tobytes())
     return h.hexdigest()[:16]
-
-
-# ---------------------------------------------------------------------- models
-def build_model(spec, num_classes: int, shape):
-    """A fresh model for inputs of ``shape`` (C, H, W) and ``num_classes`` outputs.
-
-    ``spec``: ``'lenet'``; ``'mlp'`` (hidden 256, 128) or ``'mlp:512,256'``;
-    or a callable ``(num_classes, shape) -> Module``.
-    """
-    if callable(spec):
-        return spec(num_classes, tuple(shape))
-    name, sep, arg = str(spec).partition(":")
-    c, h, w = shape
-    if name == "lenet":
-        if h != w:
-            raise ValueError(f"LeNet needs square inputs, got {h}x{w}")
-        return models.LeNet(in_channels=c, num_classes=num_classes, input_size=h)
-    if name == "mlp":
-        hidden = tuple(int(v) for v in arg.split(",") if v) if sep else (256, 128)
-        return models.MLP(in_features=c * h * w, hidden=hidden, num_classes=num_classes)
-    raise ValueError(f"unknown model {spec!r}; use 'lenet', 'mlp' or 'mlp:H1,H2,...'")
-
-
-def model_name(spec) -> str:
-    """The spec as a string, for provenance and file names."""
-    if callable(spec):
-        return getattr(spec, "__name__", None) or repr(spec)
-    return str(spec)
-
-
-def spec_from_state(state: dict) -> tuple[str, int]:
-    """``(model spec, num_classes)`` read off a state_dict's keys and shapes.
-
-    Works for LeNet and MLP weights from minitl or from PyTorch (same keys).
-    """
-    if "features.0.weight" in state and "classifier.4.weight" in state:
-        return "lenet", int(np.shape(state["classifier.4.weight"])[0])
-    linear = sorted((int(k.split(".")[1]), np.shape(v)) for k, v in state.items()
-                    if k.startswith("layers.") and k.endswith(".weight"))
-    if linear:
-        hidden = [shape[0] for _, shape in linear[:-1]]
-        return "mlp:" + ",".join(str(h) for h in hidden), int(linear[-1][1][0])
-    raise ValueError("cannot tell the architecture from these weights: expected LeNet keys "
-                     "(features.0.weight, classifier.4.weight) or MLP keys (layers.N.weight)")
 
 
 # Per-dataset pixel mean and std of the training set, in [0, 1] units (for Normalize).
@@ -157,7 +123,5 @@ NORMALIZATION = {
 
 def normalization(name: str):
     """The ``Normalize`` transform usual for dataset ``name``."""
-    from .data import Normalize
-
     mean, std = NORMALIZATION[name]
     return Normalize(mean, std)

@@ -24,8 +24,8 @@ import os
 
 import numpy as np
 
-from . import io
-from . import random as _random
+from .. import io
+from ..core import random as _random
 
 META_KEY = "minitl.checkpoint"
 FORMAT_VERSION = 1
@@ -136,70 +136,3 @@ def load_checkpoint(path, model, optimizer=None, restore_rng: bool = True) -> di
     if restore_rng:
         _random.set_state(doc["rng"])
     return {"step": doc["step"], "epoch": doc["epoch"], "extra": decode(doc["extra"], arrays)}
-
-
-# ------------------------------------------------- data-loader position
-def random_generators(obj, depth: int = 0) -> list:
-    """NumPy generators a transform owns (``.rng``), looking inside ``Compose``: what makes it random."""
-    if obj is None or depth > 4:
-        return []
-    if isinstance(obj, np.random.Generator):
-        return [obj]
-    found = []
-    rng = getattr(obj, "rng", None)
-    if isinstance(rng, np.random.Generator):
-        found.append(rng)
-    for child in getattr(obj, "transforms", None) or ():
-        found.extend(random_generators(child, depth + 1))
-    return found
-
-
-def loader_state(loader) -> dict:
-    """What a loader needs to repeat its future batches: its ``state_dict()`` if it
-    has one, else its shuffle seed and its transforms' generator states."""
-    if callable(getattr(loader, "state_dict", None)):
-        return {"state_dict": loader.state_dict()}
-    state = {"transform_rngs": [g.bit_generator.state for g in random_generators(getattr(loader, "transform", None))]}
-    if hasattr(loader, "seed"):
-        state["seed"] = loader.seed
-    return state
-
-
-def restore_loader_state(loader, state: dict) -> None:
-    """Put back what :func:`loader_state` saved."""
-    if "state_dict" in state:
-        loader.load_state_dict(state["state_dict"])
-        return
-    if "seed" in state:
-        loader.seed = state["seed"]
-    gens = random_generators(getattr(loader, "transform", None))
-    if len(gens) != len(state["transform_rngs"]):
-        raise ValueError(f"the checkpoint saved {len(state['transform_rngs'])} transform generator(s), "
-                         f"the loader has {len(gens)}: is it built with the same transforms?")
-    for g, s in zip(gens, state["transform_rngs"]):
-        g.bit_generator.state = s
-
-
-def batches_from(loader, skip: int):
-    """Iterate one epoch of ``loader``, starting after its first ``skip`` batches.
-
-    A ``DataLoader`` (``order``/``batch``/``set_epoch``) jumps straight to the
-    position without building, or transforming, the skipped batches, so the
-    transforms' generators stay where the checkpoint left them. Other
-    iterables (lists of batches) are replayed and the skipped batches dropped.
-    """
-    if skip <= 0:
-        yield from loader
-        return
-    if all(hasattr(loader, a) for a in ("order", "batch", "set_epoch", "batch_size", "epoch")):
-        order = loader.order()
-        loader.set_epoch(loader.epoch + 1)  # as DataLoader.__iter__ does
-        size = loader.batch_size
-        for b in range(skip, len(loader)):
-            yield loader.batch(order[b * size:(b + 1) * size])
-        return
-    it = iter(loader)
-    for _ in range(skip):
-        if next(it, None) is None:
-            return
-    yield from it

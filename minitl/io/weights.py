@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.version import __version__
 from . import safetensors as st
 
 METADATA_KEY = st.METADATA_KEY  # reserved name, in both formats
@@ -213,9 +214,7 @@ def provenance(**fields) -> dict:
     are stored as JSON (``[0, 1, 2]``, ``42``), so equal inputs give equal
     strings. ``minitl_version`` and ``created_utc`` are added unless given.
     """
-    import minitl  # lazily, so minitl/__init__.py may import this module
-
-    out = {"minitl_version": str(getattr(minitl, "__version__", "0.1.0")),
+    out = {"minitl_version": __version__,
            "created_utc": datetime.datetime.now(datetime.timezone.utc)
            .strftime("%Y-%m-%dT%H:%M:%SZ")}
     for k, v in fields.items():

@@ -2,7 +2,7 @@
 
 A *run* is one training of one strategy on one k-shot sample with one seed; a
 *cell* is every seed of one (source, target, strategy, k). This module turns
-the runs of :func:`minitl.experiment.run` into cells and writes them out:
+the runs of :func:`minitl.experiments.run` into cells and writes them out:
 
 - ``results.json``: the configuration, every run (with learning curves and
   weight drift), every cell, the pretraining record;
@@ -25,10 +25,9 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from ..io import atomic_write
+from ..transfer import SCRATCH
 from . import stats
-from .io import atomic_write
-
-SCRATCH = "scratch"
 
 
 def _num(x):

@@ -1,4 +1,4 @@
-"""Training and evaluation loops: ``fit``, ``evaluate``, ``History``, checkpoints.
+"""Training and evaluation loops: ``fit`` and ``evaluate``.
 
     history = fit(model, loader, optimizer, steps=500, eval_loader=test_loader, eval_every=100,
                   checkpoint="run/ckpt.safetensors", checkpoint_every=100, resume=True)
@@ -14,76 +14,17 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 
-from . import function
-from .checkpoint import batches_from, load_checkpoint, loader_state, restore_loader_state, save_checkpoint
-from .nn import functional as F
+from ..core.grad_mode import no_grad
+from ..data import DataLoader
+from ..nn import functional as F
+from .checkpoint import load_checkpoint, save_checkpoint
+from .history import History
+from .progress import Progress
 
-__all__ = ["fit", "evaluate", "History", "TrainState", "save_checkpoint", "load_checkpoint"]
-
-
-# ------------------------------------------------------------------ history
-class History:
-    """Training records, one per optimizer step, in order.
-
-    Each record is a dict with ``step`` (1-based), ``epoch`` (epochs completed
-    before this step), ``loss`` (the data loss of the batch, without any
-    penalty), ``acc`` (the batch's training accuracy, None when the output is
-    not class logits), ``lr`` (first parameter group), ``time`` (seconds since
-    training began), ``samples_per_s``, ``penalty`` when one is used, and
-    ``eval_loss``/``eval_acc``/``eval_n`` on the steps where the model was
-    evaluated.
-    """
-
-    def __init__(self, records=None):
-        self.records = [dict(r) for r in records or ()]
-
-    def append(self, record: dict) -> None:
-        """Add one step's record."""
-        self.records.append(dict(record))
-
-    def update_last(self, **values) -> None:
-        """Merge ``values`` (e.g. evaluation results) into the latest record."""
-        if not self.records:
-            self.records.append({"step": 0, "epoch": 0})
-        self.records[-1].update(values)
-
-    def last(self, key: str, default=None):
-        """The most recent value recorded under ``key`` (``default`` if none)."""
-        for r in reversed(self.records):
-            if r.get(key) is not None:
-                return r[key]
-        return default
-
-    def series(self, key: str) -> tuple[list, list]:
-        """``(steps, values)`` of every record holding ``key``: a curve to plot."""
-        pairs = [(r["step"], r[key]) for r in self.records if r.get(key) is not None]
-        return [s for s, _ in pairs], [v for _, v in pairs]
-
-    def to_dict(self) -> dict:
-        """``{'records': [...]}`` of plain numbers: JSON-serialisable."""
-        return {"records": [dict(r) for r in self.records]}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "History":
-        """Invert :meth:`to_dict`."""
-        return cls(data.get("records", ()))
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __iter__(self):
-        return iter(self.records)
-
-    def __getitem__(self, i):
-        return self.records[i]
-
-    def __repr__(self) -> str:
-        last = self.records[-1] if self.records else {}
-        return f"History({len(self)} records, last={last})"
+__all__ = ["fit", "evaluate", "TrainState"]
 
 
 @dataclass
@@ -134,7 +75,7 @@ def evaluate(model, loader, loss_fn=None, features_fn=None) -> dict:
     model.eval()
     total_loss, correct, n, has_acc = 0.0, 0, 0, True
     try:
-        with function.no_grad():
+        with no_grad():
             for x, y in loader:
                 if features_fn is not None:
                     x = features_fn(x)
@@ -152,60 +93,6 @@ def evaluate(model, loader, loss_fn=None, features_fn=None) -> dict:
     return {"loss": total_loss / n, "acc": correct / n if has_acc else None, "n": n}
 
 
-# ---------------------------------------------------------------- progress
-class _Progress:
-    """A tqdm bar when asked for (or auto on a terminal); without tqdm, plain lines at
-    epoch ends, at most one a second (few-shot runs have one batch per epoch) and the last."""
-
-    LINE_INTERVAL = 1.0
-
-    def __init__(self, progress, total):
-        self.bar, self.lines, self.last_line, self.pending = None, False, -math.inf, None
-        if progress is None:
-            progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
-        if not progress:
-            return
-        try:
-            from tqdm.auto import tqdm  # the optional 'progress' extra
-        except ImportError:
-            self.lines = True
-            return
-        self.bar = tqdm(total=total, unit="step", dynamic_ncols=True, leave=False)
-
-    def step(self, state, record) -> None:
-        """Advance the bar to ``state.step``."""
-        if self.bar is not None:
-            self.bar.set_postfix(loss=f"{record['loss']:.4f}", epoch=state.epoch, refresh=False)
-            self.bar.update(state.step - self.bar.n)
-        self.pending = state
-
-    def epoch_end(self, state) -> None:
-        """Print an epoch line (plain mode), unless one was printed less than a second ago."""
-        now = time.perf_counter()
-        if self.lines and now - self.last_line >= self.LINE_INTERVAL:
-            self._line(state)
-            self.last_line = now
-
-    def _line(self, state) -> None:
-        if not state.history.records:
-            return
-        r = state.history.records[-1]
-        parts = [f"epoch {state.epoch}", f"step {state.step}", f"loss {r['loss']:.4f}"]
-        if r.get("eval_acc") is not None:
-            parts.append(f"eval acc {r['eval_acc']:.4f}")
-        if r.get("samples_per_s"):
-            parts.append(f"{r['samples_per_s']:,.0f} samples/s")
-        print("  ".join(parts), file=sys.stderr, flush=True)
-        self.pending = None
-
-    def close(self, state=None) -> None:
-        """Close the bar; in plain mode print the final state if it was not printed."""
-        if self.bar is not None:
-            self.bar.close()
-        if self.lines and state is not None and self.pending is not None:
-            self._line(state)
-
-
 # --------------------------------------------------------------------- fit
 def _call(callbacks, hook: str, state) -> None:
     for cb in callbacks:
@@ -219,7 +106,7 @@ def _save(path, state, loader, scheduler, callbacks, loader_epoch) -> None:
     extra = {
         "batch": state.batch,
         "loader_epoch": loader_epoch,
-        "loader": loader_state(loader),
+        "loader": loader.state_dict() if isinstance(loader, DataLoader) else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "callbacks": [cb.state_dict() if callable(getattr(cb, "state_dict", None)) else None for cb in callbacks],
         "history": state.history.to_dict(),
@@ -233,7 +120,8 @@ def _resume(path, state, loader, scheduler, callbacks):
     extra = info["extra"]
     state.step, state.epoch, state.batch = info["step"], info["epoch"], extra["batch"]
     state.history = History.from_dict(extra["history"])
-    restore_loader_state(loader, extra["loader"])
+    if isinstance(loader, DataLoader) and extra["loader"] is not None:
+        loader.load_state_dict(extra["loader"])
     if scheduler is not None and extra["scheduler"] is not None:
         scheduler.load_state_dict(extra["scheduler"])
     for cb, cb_state in zip(callbacks, extra["callbacks"]):
@@ -288,7 +176,7 @@ def fit(model, loader, optimizer, *, steps=None, epochs=None, eval_loader=None, 
     except TypeError:
         per_epoch = None
     total = steps if steps is not None else (epochs * per_epoch if per_epoch is not None else None)
-    bar = _Progress(progress, total)
+    bar = Progress(progress, total)
     start = time.perf_counter()
     evaluated_at = saved_at = None
 
@@ -313,13 +201,13 @@ def fit(model, loader, optimizer, *, steps=None, epochs=None, eval_loader=None, 
     try:
         while not finished():
             skip = state.batch
-            if resume_epoch is not None and hasattr(loader, "set_epoch"):
+            if resume_epoch is not None and isinstance(loader, DataLoader):
                 loader.set_epoch(resume_epoch)  # replay the interrupted pass's order
             resume_epoch = None
             loader_epoch = getattr(loader, "epoch", None)
             produced = skip
             tick = time.perf_counter()
-            for x, y in batches_from(loader, skip):
+            for x, y in _batches_from(loader, skip):
                 record = _train_step(state, x, y, loss_fn, penalty, scheduler, features_fn)
                 produced += 1
                 now = time.perf_counter()
@@ -356,11 +244,27 @@ def fit(model, loader, optimizer, *, steps=None, epochs=None, eval_loader=None, 
     return state.history
 
 
+def _batches_from(loader, skip: int):
+    """One pass over ``loader``, starting after its first ``skip`` batches (a resumed run).
+
+    A ``DataLoader`` jumps straight there (:meth:`DataLoader.batches`); any
+    other iterable of batches is replayed and the skipped batches dropped.
+    """
+    if isinstance(loader, DataLoader):
+        yield from loader.batches(skip)
+        return
+    it = iter(loader)
+    for _ in range(skip):
+        if next(it, None) is None:
+            return
+    yield from it
+
+
 def _train_step(state, x, y, loss_fn, penalty, scheduler, features_fn) -> dict:
     """Forward, finite-loss check, backward, update; returns the step's record."""
     model, optimizer = state.model, state.optimizer
     if features_fn is not None:
-        with function.no_grad():
+        with no_grad():
             x = features_fn(x)
     out = model(x)
     loss = loss_fn(out, y)

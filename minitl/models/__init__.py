@@ -1,0 +1,7 @@
+"""Models with PyTorch's state_dict keys and the timm-style transfer API."""
+from .classifier import Classifier
+from .lenet import LeNet
+from .mlp import MLP
+from .specs import build_model, model_name, spec_from_state
+
+__all__ = ["Classifier", "LeNet", "MLP", "build_model", "model_name", "spec_from_state"]
