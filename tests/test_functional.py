@@ -44,7 +44,7 @@ def test_conv2d(data, g, act, bias):
         act = "tanh"
     inputs = [x, wt] + ([b] if bias else [])
     gradcheck(lambda *t: F.conv2d(t[0], t[1], t[2] if bias else None, stride, pad, activation=act), inputs,
-              mode="direction" if x.size > 60 else "full")
+              mode="direction" if x.numel() > 60 else "full")
 
 
 @given(data=st.data(), n=st.integers(1, 4), i=st.integers(1, 6), o=st.integers(1, 5),

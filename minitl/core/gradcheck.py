@@ -30,7 +30,7 @@ def _numeric_jacobian(fn, inputs, i, eps):
     cols = []
     with no_grad():
         # Perturb through a multi-index, in place: x.data may be non-contiguous.
-        for j in range(x.size):
+        for j in range(x.numel()):
             idx = np.unravel_index(j, x.shape)
             orig = x.data[idx].item()
             x.data[idx] = orig + eps
@@ -39,7 +39,7 @@ def _numeric_jacobian(fn, inputs, i, eps):
             minus = _forward(fn, inputs).numpy().astype(np.float64).ravel()
             x.data[idx] = orig
             cols.append((plus - minus) / (2 * eps))
-    return np.stack(cols, axis=1) if cols else np.zeros((0, 0))
+    return np.stack(cols, axis=1) if cols else np.zeros((_forward(fn, inputs).numel(), 0))
 
 
 def _analytic_vjp(fn, inputs, v):
@@ -78,7 +78,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     if not checked:
         raise ValueError("gradcheck: no input requires a gradient")
     rng = np.random.default_rng(seed)
-    out_size = _forward(fn, inputs).size
+    out_size = _forward(fn, inputs).numel()
     if mode == "full":
         rows = []
         for k in range(out_size):
@@ -86,7 +86,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
             v[k] = 1.0
             rows.append(_analytic_vjp(fn, inputs, v))
         for i in checked:
-            analytic = np.stack([r[i] for r in rows]) if rows else np.zeros((0, inputs[i].size))
+            analytic = np.stack([r[i] for r in rows]) if rows else np.zeros((0, inputs[i].numel()))
             numeric = _numeric_jacobian(fn, inputs, i, eps)
             if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
                 _fail(i, inputs[i], "the Jacobian", analytic, numeric, atol, rtol)
@@ -95,7 +95,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         vjp = _analytic_vjp(fn, inputs, v)
         for i in checked:
             x = inputs[i]
-            u = rng.standard_normal(x.size)
+            u = rng.standard_normal(x.numel())
             analytic = np.array(vjp[i] @ u)
             orig = x.data.copy()
             with no_grad():

@@ -59,9 +59,26 @@ class Tensor:
     def ndim(self) -> int:
         return self.data.ndim
 
-    @property
-    def size(self) -> int:
+    def size(self, dim: int | None = None):
+        """The shape as a tuple, as PyTorch's ``size()``; ``size(d)`` is one dimension."""
+        if dim is None:
+            return tuple(self.data.shape)
+        nd = self.data.ndim
+        if not -max(nd, 1) <= dim < max(nd, 1) or nd == 0:
+            raise IndexError(f"size(): dimension {dim} is out of range for a tensor of shape {self.shape}")
+        return int(self.data.shape[dim])
+
+    def numel(self) -> int:
+        """The number of elements."""
         return int(self.data.size)
+
+    def dim(self) -> int:
+        """The number of dimensions (``ndim``)."""
+        return self.data.ndim
+
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return int(self.data.dtype.itemsize)
 
     @property
     def is_leaf(self) -> bool:
@@ -83,7 +100,7 @@ class Tensor:
 
     def item(self):
         """The single value of a one-element tensor as a Python number."""
-        if self.size != 1:
+        if self.numel() != 1:
             raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
         return self.data.reshape(()).item()
 
@@ -107,24 +124,60 @@ class Tensor:
     # ------------------------------------------------------------ operators
     # The differentiable operators and methods are Functions of minitl.ops (the
     # layer above); minitl.ops.tensor_methods.install binds them here when the
-    # package is imported, so core never imports ops. Where each comes from:
-    #   + - * / ** @ unary-          ops/arithmetic.py   Add Sub Mul Div Pow MatMul Neg
-    #   < <= > >= == != argmax       ops/tensor_methods.py (no gradient: plain array results)
-    #   t[index]                     ops/shape.py        GetItem
-    #   reshape view transpose permute flatten T
-    #                                ops/shape.py        Reshape Transpose
-    #   to cpu cuda astype float double
+    # package is imported, so core never imports ops. The methods are the
+    # functions of ops/{math,shape,reduce}_functions.py (minitl.sum(t) is t.sum()).
+    # Where each comes from:
+    #   + - * / ** @ unary- add sub mul div pow matmul neg
+    #                                ops/math_functions.py -> ops/arithmetic.py Add Sub Mul Div Pow MatMul Neg
+    #                                (PyTorch's type promotion: ops/promotion.py)
+    #   exp log sqrt tanh sigmoid relu
+    #                                ops/elementwise.py  Exp Log Sqrt Tanh Sigmoid Relu
+    #   abs sin cos tan rsqrt log2 log10 log1p expm1 exp2 erf square reciprocal maximum minimum
+    #   clamp clip clamp_min clamp_max (tensor bounds)
+    #                                ops/unary.py        Abs Sin ... Maximum Minimum ClampTensor; Clip (number bounds)
+    #   sign floor ceil round trunc isnan isinf isfinite isclose allclose equal nonzero logical_* ~ & |
+    #   < <= > >= == != argmax argmin any all
+    #                                no gradient: plain array results
+    #   lerp                         a composition of + - *
+    #   t[index] t[index] = v        ops/indexing.py     GetItem (PyTorch's indexing rule: torch_index), setitem
+    #   gather scatter scatter_add masked_fill
+    #                                ops/indexing.py     Gather Scatter Where
+    #   reshape view view_as reshape_as flatten squeeze unsqueeze unflatten
+    #                                ops/shape.py        Reshape
+    #   transpose permute movedim T mT
+    #                                ops/shape.py        Transpose
+    #   expand expand_as repeat flip roll tril triu
+    #                                ops/arrange.py      Expand Repeat Flip Roll Tri
+    #   narrow split chunk unbind index_select
+    #                                ops/indexing.py     GetItem
+    #   clone                        ops/shape.py        Clone
+    #   to cpu cuda astype float double half long int bool type_as
     #                                ops/shape.py        ToDevice AsType
-    #   sum mean max                 ops/reduce.py       Sum Mean Max
-    #   exp log sqrt tanh sigmoid relu clip
-    #                                ops/elementwise.py  Exp Log Sqrt Tanh Sigmoid Relu Clip
+    #   new_zeros new_ones new_empty new_full new_tensor
+    #                                core/creation.py (no graph)
+    #   sum mean max min amax amin prod var std logsumexp norm
+    #                                ops/reduce.py       Sum Mean Max Prod Var LogSumExp Norm2
+    #                                (max(dim)/min(dim): indexing.py Gather at the arg index)
+    #   cumsum cumprod               ops/scan.py         CumSum CumProd
+    #   sort argsort topk            ops/indexing.py     Gather at the sorting indices
     # tests/test_layout.py checks that this list and the installed names agree.
     INSTALLED = (
         "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
-        "__pow__", "__rpow__", "__matmul__", "__rmatmul__", "__neg__",
-        "__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__", "__hash__", "__getitem__",
-        "reshape", "view", "transpose", "permute", "flatten", "T", "to", "cpu", "cuda", "astype", "float", "double",
-        "sum", "mean", "max", "argmax", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "clip",
+        "__pow__", "__rpow__", "__matmul__", "__rmatmul__", "__neg__", "__abs__", "__invert__", "__and__", "__or__",
+        "__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__", "__hash__", "__getitem__", "__setitem__",
+        "add", "sub", "mul", "div", "pow", "matmul", "neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu",
+        "abs", "sign", "sin", "cos", "tan", "rsqrt", "log2", "log10", "log1p", "expm1", "exp2", "erf", "square",
+        "reciprocal", "floor", "ceil", "round", "trunc", "isnan", "isinf", "isfinite", "isclose", "allclose",
+        "clamp", "clip", "clamp_min", "clamp_max", "maximum", "minimum", "lerp", "equal", "nonzero",
+        "logical_not", "logical_and", "logical_or",
+        "squeeze", "unsqueeze", "expand", "expand_as", "repeat", "flip", "roll", "tril", "triu", "unflatten",
+        "gather", "scatter", "scatter_add", "index_select", "masked_fill", "narrow", "split", "chunk", "unbind",
+        "movedim", "clone",
+        "sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "prod", "var", "std", "logsumexp",
+        "any", "all", "cumsum", "cumprod", "norm", "sort", "argsort", "topk",
+        "reshape", "view", "view_as", "reshape_as", "transpose", "permute", "flatten", "T", "mT",
+        "to", "cpu", "cuda", "astype", "type_as", "float", "double", "half", "long", "int", "bool",
+        "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor",
     )
 
     # -------------------------------------------------------------- autograd
@@ -136,7 +189,7 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad (it has no graph)")
         if grad is None:
-            if self.size != 1:
+            if self.numel() != 1:
                 raise RuntimeError(
                     f"backward() without a gradient needs a one-element tensor, got shape {self.shape}; "
                     "pass grad= of the same shape"

@@ -232,9 +232,9 @@ class Module:
         trainable = frozen = 0
         for p in self.parameters():
             if p.requires_grad:
-                trainable += p.size
+                trainable += p.numel()
             else:
-                frozen += p.size
+                frozen += p.numel()
         return trainable, frozen
 
     # ----------------------------------------------------------------- repr
