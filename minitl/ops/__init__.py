@@ -9,7 +9,8 @@ from . import tensor_methods
 from .arithmetic import Add, Div, MatMul, Mul, Neg, Pow, Sub
 from .elementwise import Clip, Exp, Log, Relu, Sigmoid, Sqrt, Tanh
 from .reduce import Max, Mean, Sum
-from .shape import AsType, GetItem, Reshape, ToDevice, Transpose
+from .indexing import GetItem
+from .shape import AsType, Reshape, ToDevice, Transpose
 
 tensor_methods.install(Tensor)
 

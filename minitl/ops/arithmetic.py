@@ -48,7 +48,8 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return a / b
+        with quiet_errors(get_array_module(a, b), divide="ignore", invalid="ignore"):  # x/0 = inf, 0/0 = NaN
+            return a / b
 
     @staticmethod
     def backward(ctx, g):
@@ -62,22 +63,27 @@ class Div(Function):
 class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
-        out = a ** b
+        xp = get_array_module(a, b)
+        with quiet_errors(xp, invalid="ignore", divide="ignore", over="ignore"):
+            out = a ** b  # 0 ** -1 is inf, (-1) ** 0.5 NaN: values, not warnings
         ctx.save_for_backward(a, b, out)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        # d(a^b) = b a^(b-1) da + a^b ln(a) db
+        # d(a^b) = b a^(b-1) da + a^b ln(a) db, with PyTorch's conventions at the edges:
+        # the base gradient is 0 where b == 0 (not 0 * 0^-1 = NaN), and the exponent
+        # gradient is 0 where a == 0 and b >= 0 (the limit), -inf for a == 0 and b < 0.
         a, b, out = ctx.saved
         xp = get_array_module(a, b)
         da = db = None
-        if ctx.needs_input_grad[0]:
-            da = unbroadcast(g * b * a ** (b - 1), a.shape)
-        if ctx.needs_input_grad[1]:
-            with quiet_errors(xp, invalid="ignore", divide="ignore"):
-                logs = xp.where(a > 0, xp.log(xp.where(a > 0, a, 1)), xp.nan)
-            db = unbroadcast(g * out * logs, b.shape)
+        with quiet_errors(xp, invalid="ignore", divide="ignore", over="ignore"):
+            if ctx.needs_input_grad[0]:
+                da = unbroadcast(g * xp.where(b == 0, 0, b * a ** (b - 1)).astype(g.dtype, copy=False), a.shape)
+            if ctx.needs_input_grad[1]:
+                zero_limit = (a == 0) & (b >= 0)
+                logs = xp.log(xp.where(zero_limit, 1, a))  # ln of a negative base is NaN, as in PyTorch
+                db = unbroadcast(xp.where(zero_limit, 0, g * out * logs).astype(g.dtype, copy=False), b.shape)
         return da, db
 
 

@@ -1,5 +1,5 @@
 """Element-wise maths: exp, log, sqrt, tanh, sigmoid, relu, clip."""
-from ..core.backend import get_array_module
+from ..core.backend import get_array_module, quiet_errors
 from ..core.function import Function
 
 
@@ -20,7 +20,9 @@ class Log(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.save_for_backward(a)
-        return get_array_module(a).log(a)
+        xp = get_array_module(a)
+        with quiet_errors(xp, divide="ignore", invalid="ignore"):  # log 0 = -inf, log -1 = NaN: values
+            return xp.log(a)
 
     @staticmethod
     def backward(ctx, g):
@@ -87,9 +89,11 @@ class Clip(Function):
     @staticmethod
     def forward(ctx, a, lo=None, hi=None):
         xp = get_array_module(a)
+        if lo is None and hi is None:
+            raise ValueError("clamp: at least one of min and max must not be None")
         ctx.save_for_backward(a)
         ctx.bounds = (lo, hi)
-        return xp.clip(a, lo, hi) if (lo is not None or hi is not None) else a.copy()
+        return xp.clip(a, lo, hi)
 
     @staticmethod
     def backward(ctx, g):

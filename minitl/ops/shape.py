@@ -1,4 +1,5 @@
-"""Shape ops: reshape, transpose, indexing, device and dtype moves."""
+"""Shape ops: reshape, transpose, device and dtype moves, copies (indexing is in indexing.py,
+concatenation and the other rearrangements in arrange.py)."""
 import numpy as np
 
 from ..core import backend
@@ -35,26 +36,6 @@ class Transpose(Function):
         return g.transpose(np.argsort(ctx.axes))
 
 
-class GetItem(Function):
-    @staticmethod
-    def forward(ctx, a, index):
-        ctx.shape, ctx.index = a.shape, index
-        return a[index]
-
-    @staticmethod
-    def backward(ctx, g):
-        # Integer-array indices may repeat: scatter-add so repeats accumulate.
-        xp = get_array_module(g)
-        out = xp.zeros(ctx.shape, dtype=g.dtype)
-        if xp.__name__ == "numpy":
-            np.add.at(out, ctx.index, g)
-        else:  # pragma: no cover - GPU only
-            import cupyx
-
-            cupyx.scatter_add(out, ctx.index, g)
-        return out
-
-
 class ToDevice(Function):
     @staticmethod
     def forward(ctx, a, device):
@@ -75,3 +56,14 @@ class AsType(Function):
     @staticmethod
     def backward(ctx, g):
         return g.astype(ctx.dtype)
+
+
+class Clone(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        # d clone(a) = da
+        return g
