@@ -140,14 +140,26 @@ def sigmoid(x: Tensor) -> Tensor:
     return Sigmoid.apply(x)
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """exp(x) normalised along ``axis``."""
-    return fused.Softmax.apply(x, axis=axis)
+def _softmax_dim(x, dim, axis, name):
+    if dim is not None and axis is not None:
+        raise TypeError(f"{name}: pass dim= or axis=, not both")
+    d = dim if dim is not None else (axis if axis is not None else -1)
+    n = max(x.ndim, 1)
+    if not -n <= d < n:
+        raise IndexError(f"{name}: dim {d} is out of range for a tensor of shape {x.shape}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name}: needs a floating-point tensor, got dtype {x.dtype}")
+    return d % n if x.ndim else None
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """log(softmax(x)), computed stably."""
-    return fused.LogSoftmax.apply(x, axis=axis)
+def softmax(x: Tensor, dim: int | None = None, axis: int | None = None) -> Tensor:
+    """exp(x) normalised along ``dim`` (PyTorch) or ``axis``; the last dim by default."""
+    return fused.Softmax.apply(x, axis=_softmax_dim(x, dim, axis, "softmax"))
+
+
+def log_softmax(x: Tensor, dim: int | None = None, axis: int | None = None) -> Tensor:
+    """log(softmax(x)) along ``dim`` (or ``axis``), computed stably."""
+    return fused.LogSoftmax.apply(x, axis=_softmax_dim(x, dim, axis, "log_softmax"))
 
 
 def _reduce(losses: Tensor, reduction: str):
@@ -178,10 +190,28 @@ def _targets(logits: Tensor, target, name: str):
     return t.astype(np.int64, copy=False)
 
 
-def cross_entropy(logits: Tensor, target, reduction: str = "mean", label_smoothing: float = 0.0):
-    """Softmax cross-entropy of (N, C) logits with class indices, fused and stable."""
+def cross_entropy(logits: Tensor, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0):
+    """Softmax cross-entropy, with PyTorch's arguments.
+
+    (N, C) logits with class indices and no ``weight`` take the fused kernel;
+    class weights, ignored targets, probability targets and (N, C, d1, ...)
+    inputs take the composition in ``loss_functions.cross_entropy_general``.
+    """
+    if size_average is not None or reduce is not None:
+        raise TypeError("cross_entropy: size_average= and reduce= are deprecated in PyTorch; use reduction=")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    t = target.data if isinstance(target, Tensor) else target
+    plain = (weight is None and logits.ndim == 2 and getattr(t, "dtype", np.dtype(np.int64)).kind in "iu"
+             and not (isinstance(t, list) and any(isinstance(v, float) for v in t)))
+    if plain:
+        ta = xp_for(logits.device).asarray(t)
+        plain = ta.dtype.kind in "iu" and not bool((ta == ignore_index).any())
+    if not plain:
+        from .loss_functions import cross_entropy_general
+
+        return cross_entropy_general(logits, target, weight, ignore_index, reduction, float(label_smoothing))
     t = _targets(logits, target, "cross_entropy")
     return _reduce(fused.CrossEntropy.apply(logits, t, label_smoothing=float(label_smoothing)), reduction)
 
@@ -214,3 +244,6 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True):
     keep = _random.generator().random(x.shape) >= p
     mask = xp_for(x.device).asarray(keep.astype(x.dtype) / (1.0 - p))
     return x * Tensor._make(mask)
+
+
+from .functional_everyday import *  # noqa: E402,F401,F403  (activations, losses, pad, one_hot)
