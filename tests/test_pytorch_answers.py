@@ -127,6 +127,15 @@ def test_size_numel_dim_and_transposes():
         x.size(3)
 
 
+def test_truth_value_and_python_numbers():
+    assert not minitl.tensor([False]) and minitl.tensor(2.0) and float(minitl.tensor([2.5])) == 2.5
+    assert int(minitl.tensor(3)) == 3
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(minitl.tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match="0-d"):
+        len(minitl.tensor(1.0))
+
+
 def test_max_min_with_dim_return_values_and_indices():
     a = np.array([[1.0, 5.0, 5.0], [7.0, 2.0, 0.0]])
     x = minitl.tensor(a, requires_grad=True)

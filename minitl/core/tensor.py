@@ -85,7 +85,23 @@ class Tensor:
         return self._fn is None
 
     def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
+
+    def __bool__(self) -> bool:
+        # PyTorch's rule: only a one-element tensor has a truth value (without this,
+        # Python would use __len__ and call tensor([False]) true).
+        if self.numel() != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self.numel()} elements is ambiguous; "
+                               "use .any() or .all()")
+        return bool(self.data.reshape(()).item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""

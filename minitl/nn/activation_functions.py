@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from ..core.tensor import Tensor
 from ..ops import activations as A
-from ..ops.elementwise import Relu
 
 
 def _float(x, name) -> Tensor:
@@ -96,9 +95,4 @@ def logsigmoid(input: Tensor) -> Tensor:
     return A.LogSigmoid.apply(_float(input, "logsigmoid"))
 
 
-def relu_(input: Tensor) -> Tensor:  # pragma: no cover - alias kept for ported code
-    """relu (minitl has no in-place ops; returns a new tensor)."""
-    return Relu.apply(input)
-
-
-__all__ = ["leaky_relu", "elu", "celu", "selu", "gelu", "silu", "mish", "softplus", "softsign", "hardtanh", "relu6", "hardsigmoid", "hardswish", "logsigmoid", "relu_"]
+__all__ = ["leaky_relu", "elu", "celu", "selu", "gelu", "silu", "mish", "softplus", "softsign", "hardtanh", "relu6", "hardsigmoid", "hardswish", "logsigmoid"]

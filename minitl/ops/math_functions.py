@@ -72,8 +72,6 @@ def div(input, other, rounding_mode=None) -> Tensor:
 
 def pow(input, exponent) -> Tensor:
     """input ** exponent (either may be a number)."""
-    if not isinstance(input, Tensor):
-        return binary(Pow, input, exponent, "pow")
     return binary(Pow, input, exponent, "pow")
 
 
@@ -149,10 +147,6 @@ def round(input: Tensor, decimals: int = 0) -> Tensor:
     t = _tensor(input, "round")
     xp = get_array_module(t.data)
     return Tensor._make(xp.round(t.data, decimals) if t.dtype.kind == "f" else t.data.copy())
-
-
-def _bound(b, like):
-    return None if b is None else b
 
 
 def clamp(input: Tensor, min=None, max=None) -> Tensor:

@@ -3,7 +3,6 @@ concatenation and the other rearrangements in arrange.py)."""
 import numpy as np
 
 from ..core import backend
-from ..core.backend import get_array_module
 from ..core.function import Function
 
 

@@ -14,7 +14,7 @@ from ..core.tensor import Tensor
 from . import math_functions as M
 from . import reduce_functions as R
 from . import shape_functions as S
-from .arithmetic import Add, Div, MatMul, Mul, Pow, Sub
+from .arithmetic import Add, Div, Mul, Pow, Sub
 from .indexing import getitem, setitem
 from .shape import AsType, Reshape, ToDevice, Transpose
 
