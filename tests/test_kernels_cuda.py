@@ -17,6 +17,7 @@ fresh random numbers (never zeros), and float32 results must satisfy
 """
 from __future__ import annotations
 
+import contextlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -24,38 +25,94 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from cuda_emu import FAKE_CUPY, dev_array, emu_module
+from cuda_emu import FAKE_CUPY, dev_array, emu_hooks, emu_module
+from minitl import backend
+from minitl.kernels import cuda
 from minitl.kernels import reference as ref
 ACTS = [None, "relu", "tanh", "sigmoid"]
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
 
+# What the fixtures swap, as found at import (before any fixture ran): the
+# real extension (or None), CuPy (or None) and the test hooks' defaults.
+_PRISTINE = {**{k: getattr(cuda, k) for k in ("_C", "_cp", "_POISON", "_SPLITS")},
+             "xp": backend._cupy}
+
+
+@contextlib.contextmanager
+def _swapped(**values):
+    """Set attributes of minitl.kernels.cuda (``xp``: backend._cupy); restore after."""
+    saved = {k: getattr(cuda, k) for k in values if k != "xp"}
+    saved_xp = backend._cupy
+    for k, v in values.items():
+        if k == "xp":
+            backend._cupy = v
+        else:
+            setattr(cuda, k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(cuda, k, v)
+        backend._cupy = saved_xp
+
+
+def _emu_state():
+    """The emu backend: the emulated extension on the posing arrays, runtime reset."""
+    mod = emu_module()
+    emu_hooks().emu_reset()
+    # Reference code run on the posing arrays (e.g. a pool > 4 fallback) runs on NumPy.
+    return _swapped(_C=mod, _cp=FAKE_CUPY, xp=np)
+
 
 # ------------------------------------------------------------------ backends
 @pytest.fixture(scope="module", params=["emu", pytest.param("gpu", marks=pytest.mark.gpu)])
 def dev(request):
-    """(kernels module, to_device, to_host) for one backend."""
-    from minitl import backend
-    from minitl.kernels import cuda
+    """(kernels module, to_device, to_host) for one backend.
 
-    saved = {k: getattr(cuda, k) for k in ("_C", "_cp", "_POISON", "_SPLITS")}
-    saved_xp = backend._cupy
+    Module-scoped (hypothesis forbids function-scoped fixtures in @given
+    tests), so it stays set up until pytest switches params or the module
+    ends: tests that do not ask for it may still run under its hooks. The
+    GPU-only tests below therefore use the ``gpu`` fixture, which resets them.
+    """
     if request.param == "gpu":
         cp = pytest.importorskip("cupy")
         if not cuda.AVAILABLE:
             pytest.skip(cuda.STATUS)
         chosen = SimpleNamespace(k=cuda, to_dev=cp.asarray, to_host=cp.asnumpy, name="gpu")
+        state = _swapped(_POISON=True)
     else:
-        cuda._C, cuda._cp = emu_module(), FAKE_CUPY
-        backend._cupy = np  # reference code on the posing arrays runs on NumPy
+        state = _emu_state()
         chosen = SimpleNamespace(k=cuda, to_dev=dev_array, to_host=np.asarray, name="emu")
-    cuda._POISON = True
-    try:
+    with state, _swapped(_POISON=True):
         yield chosen
-    finally:
-        for k, v in saved.items():
-            setattr(cuda, k, v)
-        backend._cupy = saved_xp
+
+
+@contextlib.contextmanager
+def _pristine_cuda():
+    """minitl.kernels.cuda as imported: the real extension and CuPy, hooks off."""
+    with _swapped(**_PRISTINE):
+        yield
+
+
+@pytest.fixture
+def gpu():
+    """(cupy, minitl.kernels.cuda) with the real extension and the hooks at their
+    defaults, whatever ``dev`` left set up: its ``_POISON = True`` made every
+    output cost CuPy a fill kernel, which the launch-count test then counted."""
+    cp = pytest.importorskip("cupy")
+    if not cuda.AVAILABLE:
+        pytest.skip(cuda.STATUS)
+    with _pristine_cuda():
+        yield cp, cuda
+
+
+@pytest.fixture
+def emu():
+    """(minitl.kernels.cuda on the emulator, the emulator's ctypes hooks), per test."""
+    with _emu_state():
+        yield cuda, emu_hooks()
+    emu_hooks().emu_reset()
 
 
 # ------------------------------------------------------------------- helpers
@@ -339,27 +396,30 @@ def test_zero_sized_batch(dev):
     assert dx.shape == (0, 3) and not dw.any() and not db.any()
 
 
+def test_default_hooks_are_restored_for_the_gpu_only_tests(dev):
+    """The ``gpu`` fixture's reset: under ``dev`` (still set up after its own tests)
+    the hooks are on; inside the reset they are as imported, and after it
+    ``dev``'s are back for its remaining tests."""
+    assert cuda._POISON is True
+    with _pristine_cuda():
+        assert cuda._POISON is False and cuda._SPLITS is None
+        assert cuda._C is _PRISTINE["_C"] and cuda._cp is _PRISTINE["_cp"]
+        assert backend._cupy is _PRISTINE["xp"]
+    assert cuda._POISON is True
+
+
 # ------------------------------------------------------- GPU-only, end to end
-def _gpu():
-    cp = pytest.importorskip("cupy")
-    from minitl.kernels import cuda
-
-    if not cuda.AVAILABLE:
-        pytest.skip(cuda.STATUS)
-    return cp, cuda
-
-
 @pytest.mark.gpu
-def test_cuda_error_names_the_kernel():
-    cp, cuda = _gpu()
+def test_cuda_error_names_the_kernel(gpu):
+    cp, cuda = gpu
     stream = cp.cuda.Stream(non_blocking=True)
     with pytest.raises(RuntimeError, match=r"minitl\._C_cuda\.capture_end"):
         cuda._C.capture_end(stream.ptr, cp.cuda.Device().id)  # no capture was begun
 
 
 @pytest.mark.gpu
-def test_count_kernels_counts_launches():
-    cp, cuda = _gpu()
+def test_count_kernels_counts_launches(gpu):
+    cp, cuda = gpu
     x, w = cp.ones((8, 4), cp.float32), cp.ones((3, 4), cp.float32)
     cuda.linear_forward(x, w, None, "relu")  # warm CuPy's pool
     from minitl.kernels.cuda_launches import count_kernels
@@ -398,8 +458,7 @@ def _lenet_curve(device, steps, seed=0, batch=64):
 
 
 @pytest.mark.gpu
-def test_lenet_on_gpu_follows_the_cpu_loss_curve():
-    _gpu()
+def test_lenet_on_gpu_follows_the_cpu_loss_curve(gpu):
     from minitl import kernels
 
     assert kernels.active("cuda")["conv2d_forward"] == "cuda"
@@ -409,8 +468,8 @@ def test_lenet_on_gpu_follows_the_cpu_loss_curve():
 
 
 @pytest.mark.gpu
-def test_state_dict_round_trips_between_cpu_and_gpu():
-    cp, _ = _gpu()
+def test_state_dict_round_trips_between_cpu_and_gpu(gpu):
+    cp, _ = gpu
     import minitl
     from minitl.models import LeNet
 
