@@ -25,7 +25,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from cuda_emu import FAKE_CUPY, dev_array, emu_hooks, emu_module
+from cuda_emu import FAKE_CUPY, dev_array, emu_hooks, emu_module, stream_ptr
 from minitl import backend
 from minitl.kernels import cuda
 from minitl.kernels import reference as ref
@@ -408,13 +408,34 @@ def test_default_hooks_are_restored_for_the_gpu_only_tests(dev):
     assert cuda._POISON is True
 
 
+# ------------------------------------------------------- emulator-only checks
+def _small_linear(device=None):
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((6, 4)), rng.standard_normal((3, 4))
+    return dev_array(x, device=device), dev_array(w, device=device), x @ w.T
+
+
+def test_failed_runtime_call_is_not_blamed_on_the_next_kernel(emu):
+    k, hooks = emu
+    x, w, want = _small_linear()
+    with pytest.raises(RuntimeError, match=r"minitl\._C_cuda\.capture_end: .*present state"):
+        k._C.capture_end(stream_ptr(0), 0)  # no capture was begun
+    np.testing.assert_allclose(k.linear_forward(x, w, None, None), want, rtol=1e-12)
+    y = dev_array(np.empty((6, 3)))
+    with pytest.raises(RuntimeError, match=r"minitl\._C_cuda\.cudaSetDevice: invalid device"):
+        k._C.linear_forward(x.data.ptr, w.data.ptr, 0, y.data.ptr, 6, 4, 3, 0, 1, 0, 7)
+    np.testing.assert_allclose(k.linear_forward(x, w, None, None), want, rtol=1e-12)
+
+
 # ------------------------------------------------------- GPU-only, end to end
 @pytest.mark.gpu
-def test_cuda_error_names_the_kernel(gpu):
+def test_cuda_error_names_the_call_and_the_next_launch_works(gpu):
     cp, cuda = gpu
     stream = cp.cuda.Stream(non_blocking=True)
     with pytest.raises(RuntimeError, match=r"minitl\._C_cuda\.capture_end"):
         cuda._C.capture_end(stream.ptr, cp.cuda.Device().id)  # no capture was begun
+    x, w = cp.ones((8, 4), cp.float32), cp.ones((3, 4), cp.float32)
+    np.testing.assert_array_equal(cp.asnumpy(cuda.linear_forward(x, w, None, None)), 4.0)
 
 
 @pytest.mark.gpu

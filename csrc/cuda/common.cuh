@@ -22,22 +22,27 @@ constexpr int kThreads = 256;  // block size of every kernel here
 // Counts launches for the benchmark's "kernels per training step" figure.
 void count_launch();
 
+[[noreturn]] inline void raise_cuda(const char* what, cudaError_t err) {
+  throw std::runtime_error(std::string("minitl._C_cuda.") + what + ": " +
+                           cudaGetErrorString(err));
+}
+
+// Raise if a runtime call (not a launch) failed. A failed call also leaves its
+// error in CUDA's last-error slot; clear it first, or the next check_launch
+// would read it and blame an innocent kernel (PyTorch's C10_CUDA_CHECK clears
+// it the same way).
+inline void check_call(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    raise_cuda(what, err);
+  }
+}
+
 // Raise if the last launch (or an earlier asynchronous fault) failed.
 inline void check_launch(const char* kernel) {
   cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("minitl._C_cuda.") + kernel + ": " +
-                             cudaGetErrorString(err));
-  }
+  if (err != cudaSuccess) raise_cuda(kernel, err);
   count_launch();
-}
-
-// Raise if a runtime call (not a launch) failed.
-inline void check_call(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("minitl._C_cuda.") + what + ": " +
-                             cudaGetErrorString(err));
-  }
 }
 
 // Make `device` current for this runtime. CuPy keeps its own notion of the
