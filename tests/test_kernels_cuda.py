@@ -25,7 +25,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from cuda_emu import FAKE_CUPY, dev_array, emu_hooks, emu_module, stream_ptr
+from cuda_emu import FAKE_CUPY, current_device, dev_array, emu_hooks, emu_module, stream_ptr
 from minitl import backend
 from minitl.kernels import cuda
 from minitl.kernels import reference as ref
@@ -425,6 +425,52 @@ def test_failed_runtime_call_is_not_blamed_on_the_next_kernel(emu):
     with pytest.raises(RuntimeError, match=r"minitl\._C_cuda\.cudaSetDevice: invalid device"):
         k._C.linear_forward(x.data.ptr, w.data.ptr, 0, y.data.ptr, 6, 4, 3, 0, 1, 0, 7)
     np.testing.assert_allclose(k.linear_forward(x, w, None, None), want, rtol=1e-12)
+
+
+class _Recorder:
+    """Forwards to the extension and records each call's (name, stream, device)."""
+
+    def __init__(self, mod):
+        self._mod, self.calls = mod, []
+
+    def __getattr__(self, name):
+        fn = getattr(self._mod, name)
+
+        def call(*args, **kwargs):
+            self.calls.append((name, args[-2] if name != "conv2d_backward_splits" else None,
+                               args[-1]))
+            return fn(*args, **kwargs)
+        return call
+
+
+def test_kernels_run_on_the_arrays_device_and_stream(emu):
+    """Arrays on device 1 while device 0 is current: the launch gets device 1's
+    stream, outputs are allocated on device 1, and device 0 is current again
+    afterwards, for CuPy and for the extension's runtime."""
+    k, hooks = emu
+    rec = _Recorder(k._C)
+    x, w, want = _small_linear(device=1)
+    assert current_device() == 0 and hooks.emu_get_device() == 0
+    with _swapped(_C=rec):
+        y = k.linear_forward(x, w, None, None)
+        gx, gw, gb = k.linear_backward(dev_array(np.ones((6, 3)), device=1), x, w, None, None)
+        k.sgd_step([w], [gw], None, 0.1, 0.0, 0.0, False, 0.0, True)
+    np.testing.assert_allclose(y, want, rtol=1e-12)
+    assert y.device.id == 1 and gx.device.id == 1 and gw.device.id == 1
+    assert rec.calls == [(name, stream_ptr(1), 1)
+                         for name in ("linear_forward", "linear_backward", "sgd_step")]
+    assert current_device() == 0 and hooks.emu_get_device() == 0
+
+
+def test_extension_restores_the_callers_device(emu):
+    """Called with device 1 while 0 is current, the extension switches for the
+    call only (before, cudaSetDevice(1) outlived it)."""
+    k, hooks = emu
+    x, w, want = _small_linear()
+    y = dev_array(np.empty((6, 3)))
+    k._C.linear_forward(x.data.ptr, w.data.ptr, 0, y.data.ptr, 6, 4, 3, 0, 1, stream_ptr(1), 1)
+    np.testing.assert_allclose(y, want, rtol=1e-12)
+    assert hooks.emu_get_device() == 0
 
 
 # ------------------------------------------------------- GPU-only, end to end

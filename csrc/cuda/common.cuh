@@ -1,8 +1,9 @@
 // Shared pieces of the CUDA kernels: error checks, activations, launch helpers.
 //
-// Every launcher in this directory follows one pattern: select the device,
-// launch on the caller's stream (CuPy's current stream, passed as an integer),
-// then check_launch("<kernel>"), which turns a launch error into a
+// Every launcher in this directory follows one pattern: make the arrays'
+// device current for the call (DeviceGuard), launch on the caller's stream
+// (CuPy's current stream of that device, passed as an integer), then
+// check_launch("<kernel>"), which turns a launch error into a
 // std::runtime_error that pybind11 raises as a Python RuntimeError naming the
 // kernel. Nothing here allocates device memory: CuPy owns every buffer.
 #pragma once
@@ -45,13 +46,32 @@ inline void check_launch(const char* kernel) {
   count_launch();
 }
 
-// Make `device` current for this runtime. CuPy keeps its own notion of the
-// current device, so the Python side passes the arrays' device explicitly.
-inline void use_device(int device) {
-  int cur = -1;
-  check_call(cudaGetDevice(&cur), "cudaGetDevice");
-  if (cur != device) check_call(cudaSetDevice(device), "cudaSetDevice");
-}
+// Makes `device` current for one call into this module and restores the
+// caller's device afterwards (as c10::cuda::CUDAGuard does). CuPy keeps its
+// own notion of the current device, so the Python side passes the arrays'
+// device explicitly; leaving it switched would make the caller's later CuPy
+// allocations land on that device.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    check_call(cudaGetDevice(&prev_), "cudaGetDevice");
+    if (prev_ != device) {
+      check_call(cudaSetDevice(device), "cudaSetDevice");
+      switched_ = true;
+    }
+  }
+  ~DeviceGuard() {
+    // A destructor must not throw; a failed restore must not be blamed on
+    // the next kernel either.
+    if (switched_ && cudaSetDevice(prev_) != cudaSuccess) (void)cudaGetLastError();
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int prev_ = 0;
+  bool switched_ = false;
+};
 
 // Number of SMs of the current device, cached per device (sizes the grids).
 int sm_count();

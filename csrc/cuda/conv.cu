@@ -258,7 +258,7 @@ void conv2d_forward(Ptr x, Ptr w, Ptr b, Ptr y, const Geom& g, int act, int dtyp
                     Ptr stream, int device) {
   const long long outputs = (long long)g.n * g.oh * g.ow;
   if (outputs == 0 || g.o == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "conv2d_forward", [&](auto tag) {
     using T = decltype(tag);
     dim3 grid(blocks_for(outputs), (g.o + kCB - 1) / kCB);
@@ -271,7 +271,7 @@ void conv2d_forward(Ptr x, Ptr w, Ptr b, Ptr y, const Geom& g, int act, int dtyp
 // Enough blocks to give every SM ~4, but at least 2048 positions per split
 // so that the partial sums stay worth their write and re-read.
 int conv2d_backward_splits(const Geom& g, int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   const int KK = g.kh * g.kw;
   const long long base = (long long)g.o * g.c * ((KK + kKQ - 1) / kKQ);
   if (base == 0 || g.n <= 1) return 1;
@@ -284,7 +284,7 @@ int conv2d_backward_splits(const Geom& g, int device) {
 void conv2d_backward(Ptr gy, Ptr x, Ptr w, Ptr y, Ptr dx, Ptr dw, Ptr db, Ptr ws,
                      int splits, const Geom& g, int act, int dtype, Ptr stream,
                      int device, Ptr pool_idx, int pool_h, int pool_w) {
-  use_device(device);
+  const DeviceGuard guard(device);
   if (splits < 1 || (splits > 1 && !ws)) {
     throw std::invalid_argument("minitl._C_cuda.conv2d_backward: bad splits/workspace");
   }

@@ -157,7 +157,7 @@ Gemm<T> empty_problem() {
 void linear_forward(Ptr x, Ptr w, Ptr b, Ptr y, int n, int in, int out, int act,
                     int dtype, Ptr stream, int device) {
   if (n == 0 || out == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "linear_forward", [&](auto tag) {
     using T = decltype(tag);
     Gemm<T> p = empty_problem<T>();
@@ -172,7 +172,7 @@ void linear_forward(Ptr x, Ptr w, Ptr b, Ptr y, int n, int in, int out, int act,
 
 void linear_backward(Ptr gy, Ptr x, Ptr w, Ptr y, Ptr dx, Ptr dw, Ptr db, int n, int in,
                      int out, int act, int dtype, Ptr stream, int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "linear_backward", [&](auto tag) {
     using T = decltype(tag);
     Gemm<T> probs[2];

@@ -64,7 +64,7 @@ ce_bwd_kernel(const T* __restrict__ glosses, const T* __restrict__ probs,
 void cross_entropy_forward(Ptr logits, Ptr target, Ptr losses, Ptr probs, int n, int c,
                            double smoothing, int dtype, Ptr stream, int device) {
   if (n == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "cross_entropy_forward", [&](auto tag) {
     using T = decltype(tag);
     const unsigned blocks = (unsigned)((n + kRowsPerBlock - 1) / kRowsPerBlock);
@@ -79,7 +79,7 @@ void cross_entropy_backward(Ptr glosses, Ptr probs, Ptr target, Ptr dlogits, int
                             double smoothing, int dtype, Ptr stream, int device) {
   const long long total = (long long)n * c;
   if (total == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "cross_entropy_backward", [&](auto tag) {
     using T = decltype(tag);
     ce_bwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(

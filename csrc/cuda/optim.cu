@@ -110,7 +110,7 @@ void sgd_step(const std::vector<Ptr>& params, const std::vector<Ptr>& grads,
               const std::vector<Ptr>& bufs, const std::vector<long long>& sizes,
               double lr, double momentum, double dampening, bool nesterov,
               double weight_decay, bool first, int dtype, Ptr stream, int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   // Without momentum the buffers are never touched: any list will do.
   const std::vector<Ptr>& b = momentum != 0.0 ? bufs : params;
   dispatch_dtype(dtype, "sgd_step", [&](auto tag) {
@@ -128,7 +128,7 @@ void adam_step(const std::vector<Ptr>& params, const std::vector<Ptr>& grads,
                const std::vector<long long>& sizes, long long step, double lr,
                double beta1, double beta2, double eps, double weight_decay,
                bool decoupled, int dtype, Ptr stream, int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   // Bias corrections in double on the host, as the reference computes them.
   const double bc1 = 1.0 - std::pow(beta1, (double)step);
   const double bc2 = 1.0 - std::pow(beta2, (double)step);

@@ -103,7 +103,7 @@ void max_pool2d_forward(Ptr x, Ptr y, Ptr idx, const Geom& g, int dtype, Ptr str
                         int device) {
   const long long total = (long long)g.n * g.c * g.oh * g.ow;
   if (total == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "max_pool2d_forward", [&](auto tag) {
     using T = decltype(tag);
     max_pool_fwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
@@ -116,7 +116,7 @@ void max_pool2d_backward(Ptr gy, Ptr idx, Ptr dx, const Geom& g, int dtype, Ptr 
                          int device) {
   const long long total = (long long)g.n * g.c * g.h * g.w;
   if (total == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "max_pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
     max_pool_bwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
@@ -128,7 +128,7 @@ void max_pool2d_backward(Ptr gy, Ptr idx, Ptr dx, const Geom& g, int dtype, Ptr 
 void avg_pool2d_forward(Ptr x, Ptr y, const Geom& g, int dtype, Ptr stream, int device) {
   const long long total = (long long)g.n * g.c * g.oh * g.ow;
   if (total == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "avg_pool2d_forward", [&](auto tag) {
     using T = decltype(tag);
     avg_pool_fwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
@@ -141,7 +141,7 @@ void avg_pool2d_backward(Ptr gy, Ptr dx, const Geom& g, int dtype, Ptr stream,
                          int device) {
   const long long total = (long long)g.n * g.c * g.h * g.w;
   if (total == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "avg_pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
     avg_pool_bwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(

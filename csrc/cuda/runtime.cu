@@ -33,7 +33,7 @@ int sm_count() {
 }
 
 std::vector<int> device_info(int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   int major = 0, minor = 0;
   check_call(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
              "cudaDeviceGetAttribute");
@@ -45,13 +45,13 @@ std::vector<int> device_info(int device) {
 // Relaxed mode: CuPy's memory pool may call cudaMalloc while a step is being
 // captured; that is legal in relaxed mode and the graph is never launched.
 void capture_begin(Ptr stream, int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   check_call(cudaStreamBeginCapture(as_stream(stream), cudaStreamCaptureModeRelaxed),
              "capture_begin");
 }
 
 std::vector<long long> capture_end(Ptr stream, int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   cudaGraph_t graph = nullptr;
   check_call(cudaStreamEndCapture(as_stream(stream), &graph), "capture_end");
   std::vector<long long> counts(4, 0);  // kernel, memcpy, memset, other

@@ -1,9 +1,10 @@
 """The CUDA kernels (``minitl._C_cuda``), exposed with the reference signatures.
 
 Each function takes CuPy arrays, makes them contiguous, checks dtypes and
-shapes (``ValueError`` naming them), allocates its outputs with CuPy (so
-CuPy's memory pool owns all device memory) and launches the kernel on CuPy's
-current stream with raw device pointers. A failed launch raises
+shapes (``ValueError`` naming them) and, with the arrays' device current,
+allocates its outputs with CuPy (so CuPy's memory pool owns all device
+memory) and launches the kernel on that device's current stream with raw
+device pointers. A failed launch raises
 ``RuntimeError("minitl._C_cuda.<kernel>: <CUDA error>")``.
 
 ``AVAILABLE`` is True when the extension imported *and* runs on the current
@@ -18,6 +19,8 @@ with -7) before the kernel runs, so an element a kernel never writes shows up;
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 
 from . import reference
@@ -112,7 +115,36 @@ AVAILABLE, STATUS = _probe()
 
 # ------------------------------------------------------------------ helpers
 def _stream() -> int:
+    """CuPy's current stream *of the current device* (call inside ``_on_device``)."""
     return _cp.cuda.get_current_stream().ptr
+
+
+def _device_of(a):
+    """The CuPy device of ``a`` (or of the first array of a list), as a context manager.
+
+    Anything without a CuPy-like device (a NumPy array that ``_contig`` will
+    upload, an empty list) runs on the current device.
+    """
+    if isinstance(a, (list, tuple)):
+        a = a[0] if a else None
+    dev = getattr(a, "device", None)
+    return dev if hasattr(dev, "__enter__") else contextlib.nullcontext()
+
+
+def _on_device(fn):
+    """Run ``fn`` with its first argument's device current.
+
+    Why: CuPy keeps one current stream per device and allocates on the
+    current device. Arrays on device k while another device is current would
+    otherwise get that other device's stream and outputs allocated on the
+    wrong device. ``with device:`` also restores the previous device after the
+    call, so the switch does not leak into the caller's later allocations.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _device_of(args[0] if args else None):
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def _ptr(a) -> int:
@@ -163,6 +195,7 @@ def _shape_error(name: str, **arrays) -> ValueError:
 
 
 # -------------------------------------------------------------------- linear
+@_on_device
 def linear_forward(x, w, b, activation):
     """y = act(x @ w.T + b); x (N, in), w (out, in), b (out,) or None."""
     x, w, b = _contig(x, w, b)
@@ -177,6 +210,7 @@ def linear_forward(x, w, b, activation):
     return y
 
 
+@_on_device
 def linear_backward(gy, x, w, y, activation, needs=(True, True, True)):
     """Gradients (dx, dw, db) of the fused linear; None where not needed."""
     act = _act("linear_backward", activation)
@@ -214,6 +248,7 @@ def _conv_geom(name, x, w, stride, padding):
     return (n, c, h, wd, o, kh, kw, sh, sw, ph, pw, oh, ow)
 
 
+@_on_device
 def conv2d_forward(x, w, b, stride, padding, activation):
     """y = act(conv2d(x, w) + b); x (N, C, H, W), w (O, C, kh, kw)."""
     x, w, b = _contig(x, w, b)
@@ -227,6 +262,7 @@ def conv2d_forward(x, w, b, stride, padding, activation):
     return y
 
 
+@_on_device
 def conv2d_backward(gy, x, w, y, stride, padding, activation, needs=(True, True, True),
                     _pool=None):
     """Gradients (dx, dw, db) of the fused conv2d; None where not needed.
@@ -266,6 +302,7 @@ def conv2d_backward(gy, x, w, y, stride, padding, activation, needs=(True, True,
 FUSED_OPS = ("conv2d_pool_forward", "conv2d_pool_backward")  # see fused_reference.py
 
 
+@_on_device
 def conv2d_pool_forward(x, w, b, stride, padding, activation, pool=(2, 2)):
     """(y, indices): act(max_pool(conv2d(x, w) + b)) over non-overlapping ``pool`` windows."""
     x, w, b = _contig(x, w, b)
@@ -307,6 +344,7 @@ def _pool_geom(name, x_shape, kernel_size, stride):
     return (n, c, h, w, c, kh, kw, sh, sw, 0, 0, (h - kh) // sh + 1, (w - kw) // sw + 1)
 
 
+@_on_device
 def max_pool2d_forward(x, kernel_size, stride):
     """Max over each window; returns (y, indices), int64 flat h*W + w into each plane."""
     (x,) = _contig(x)
@@ -318,6 +356,7 @@ def max_pool2d_forward(x, kernel_size, stride):
     return y, idx
 
 
+@_on_device
 def max_pool2d_backward(gy, indices, x_shape, kernel_size, stride):
     """Route each output gradient to the input element that was the maximum."""
     (gy,) = _contig(gy)
@@ -331,6 +370,7 @@ def max_pool2d_backward(gy, indices, x_shape, kernel_size, stride):
     return dx
 
 
+@_on_device
 def avg_pool2d_forward(x, kernel_size, stride):
     """Mean over each window."""
     (x,) = _contig(x)
@@ -341,6 +381,7 @@ def avg_pool2d_forward(x, kernel_size, stride):
     return y
 
 
+@_on_device
 def avg_pool2d_backward(gy, x_shape, kernel_size, stride):
     """Spread each output gradient evenly over its window."""
     (gy,) = _contig(gy)
@@ -354,6 +395,7 @@ def avg_pool2d_backward(gy, x_shape, kernel_size, stride):
 
 
 # ------------------------------------------------------- softmax cross-entropy
+@_on_device
 def cross_entropy_forward(logits, target, label_smoothing):
     """Per-sample losses (N,) and probabilities (N, C); an out-of-range target gives NaN."""
     (logits,) = _contig(logits)
@@ -369,6 +411,7 @@ def cross_entropy_forward(logits, target, label_smoothing):
     return losses, probs
 
 
+@_on_device
 def cross_entropy_backward(glosses, probs, target, label_smoothing):
     """d(losses)/d(logits) scaled by the per-sample upstream gradient ``glosses``."""
     glosses, probs = _contig(glosses, probs)
@@ -406,6 +449,7 @@ def _groups(name, params, grads, states, momentum=True):
     return groups, rest
 
 
+@_on_device
 def sgd_step(params, grads, bufs, lr, momentum, dampening, nesterov, weight_decay, first):
     """In-place SGD over lists of arrays (PyTorch's rule), one launch per dtype."""
     params, grads = list(params), list(grads)
@@ -424,6 +468,7 @@ def sgd_step(params, grads, bufs, lr, momentum, dampening, nesterov, weight_deca
                            weight_decay, first)
 
 
+@_on_device
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
               weight_decay, decoupled):
     """In-place Adam / AdamW over lists of arrays, one launch per dtype."""
