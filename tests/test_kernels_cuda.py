@@ -473,6 +473,21 @@ def test_extension_restores_the_callers_device(emu):
     assert hooks.emu_get_device() == 0
 
 
+def test_gemm_rows_do_not_use_grid_y(emu):
+    """Row tiles on grid.y capped m at 65535 tiles (4.19M rows); with the
+    emulator's grid.y limit lowered to 2, 300 rows (5-10 row tiles) must run."""
+    k, hooks = emu
+    rng = np.random.default_rng(2)
+    x, w, gy = rng.standard_normal((300, 5)), rng.standard_normal((7, 5)), rng.standard_normal((300, 7))
+    hooks.emu_set_max_grid_y(2)
+    y = k.linear_forward(dev_array(x), dev_array(w), None, "tanh")
+    _check("linear y", y, ref.linear_forward(x, w, None, "tanh"), np.float64)
+    got = k.linear_backward(dev_array(gy), dev_array(x), dev_array(w), y, "tanh")
+    for name, g, r in zip(("dx", "dw", "db"), got,
+                          ref.linear_backward(gy, x, w, np.asarray(y), "tanh", (True, True, True))):
+        _check(f"linear {name}", g, r, np.float64)
+
+
 # ------------------------------------------------------- GPU-only, end to end
 @pytest.mark.gpu
 def test_cuda_error_names_the_call_and_the_next_launch_works(gpu):

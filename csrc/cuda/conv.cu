@@ -306,13 +306,18 @@ void conv2d_backward(Ptr gy, Ptr x, Ptr w, Ptr y, Ptr dx, Ptr dw, Ptr db, Ptr ws
     a.dw_c = dw ? g.c : 1;
     a.kgroups = dw ? (KK + kKQ - 1) / kKQ : 1;
     const bool wants_dw = (dw && (long long)g.o * g.c * KK > 0) || (db && g.o > 0);
-    a.dw_blocks = wants_dw ? g.o * a.dw_c * a.kgroups * splits : 0;
+    const long long dw_blocks = wants_dw ? (long long)g.o * a.dw_c * a.kgroups * splits : 0;
     long long dx_blocks = 0;
     if (dx && g.c > 0) {
       dx_blocks = (long long)blocks_for((long long)g.n * g.h * g.w) * ((g.c + kCB - 1) / kCB);
     }
-    const long long total = a.dw_blocks + dx_blocks;
+    const long long total = dw_blocks + dx_blocks;
     if (total == 0) return;
+    if (total > 2147483647LL) {  // grid.x's limit; blockIdx.x is read as an int below
+      throw std::invalid_argument("minitl._C_cuda.conv2d_backward: " + std::to_string(total) +
+                                  " blocks exceed CUDA's grid limit of 2^31 - 1");
+    }
+    a.dw_blocks = (int)dw_blocks;
     cudaStream_t st = as_stream(stream);
     conv_bwd_kernel<T><<<(unsigned)total, kThreads, 0, st>>>(a);
     check_launch("conv2d_backward");
