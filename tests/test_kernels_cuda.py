@@ -488,6 +488,33 @@ def test_gemm_rows_do_not_use_grid_y(emu):
         _check(f"linear {name}", g, r, np.float64)
 
 
+# ------------------------------------------- shapes beyond 32-bit offsets
+@pytest.mark.parametrize("x_shape, w_shape, padding, what", [
+    ((1, 40000, 300, 300), (8, 40000, 1, 1), 0, "one input sample"),
+    ((2, 1, 46341, 46341), (1, 1, 1, 1), 0, "one input sample"),
+    ((1, 1, 1, 1), (1, 1, 1, 1), 33000, "one output sample"),
+    ((1, 2, 20000, 20000), (6, 2, 1, 1), 0, "one output sample"),
+    ((1, 50000, 8, 8), (50000, 50000, 1, 1), 0, "the weight's size"),
+])
+def test_conv_rejects_samples_beyond_int32_offsets(x_shape, w_shape, padding, what):
+    """Checked on the shapes alone: nothing of that size is allocated."""
+    with pytest.raises(ValueError, match=rf"conv2d_forward: {what}.*above 2\*\*31 - 1"):
+        cuda._conv_geom("conv2d_forward", x_shape, w_shape, 1, padding)
+
+
+def test_conv_accepts_the_largest_sample_that_fits():
+    # (c*h + kh)*w + kw = (46340 + 1)*46340 + 1 = 2147441941 <= 2**31 - 1
+    g = cuda._conv_geom("conv2d_forward", (3, 1, 46340, 46340), (1, 1, 1, 1), 1, 0)
+    assert g[11:] == (46340, 46340)
+
+
+def test_pool_rejects_planes_beyond_int32_offsets():
+    with pytest.raises(ValueError, match=r"max_pool2d_forward: one input plane, H\*W, is "
+                                         r"2147488281 .*x=\(1, 1, 46341, 46341\)"):
+        cuda._pool_geom("max_pool2d_forward", (1, 1, 46341, 46341), 2, 2)
+    assert cuda._pool_geom("avg_pool2d_forward", (4, 3, 46340, 46340), 2, 2)[11] == 23170
+
+
 # ------------------------------------------------------- GPU-only, end to end
 @pytest.mark.gpu
 def test_cuda_error_names_the_call_and_the_next_launch_works(gpu):

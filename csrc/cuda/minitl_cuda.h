@@ -18,6 +18,9 @@ enum Dtype { kFloat32 = 0, kFloat64 = 1 };
 enum Act { kNone = 0, kRelu = 1, kTanh = 2, kSigmoid = 3 };
 
 // A 2-D convolution or pooling window geometry (oh/ow derived by the caller).
+// The kernels index within one sample (and the weights) with int: the caller
+// (minitl/kernels/cuda.py, _conv_geom and _pool_geom) rejects geometries whose
+// per-sample extents would overflow it; offsets across the batch are 64-bit.
 struct Geom {
   int n, c, h, w;    // input (N, C, H, W)
   int o;             // output channels (conv) or C (pooling)
