@@ -18,6 +18,9 @@ fresh random numbers (never zeros), and float32 results must satisfy
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -61,6 +64,7 @@ def _emu_state():
     """The emu backend: the emulated extension on the posing arrays, runtime reset."""
     mod = emu_module()
     emu_hooks().emu_reset()
+    mod.set_sync_launches(0)
     # Reference code run on the posing arrays (e.g. a pool > 4 fallback) runs on NumPy.
     return _swapped(_C=mod, _cp=FAKE_CUPY, xp=np)
 
@@ -486,6 +490,41 @@ def test_gemm_rows_do_not_use_grid_y(emu):
     for name, g, r in zip(("dx", "dw", "db"), got,
                           ref.linear_backward(gy, x, w, np.asarray(y), "tanh", (True, True, True))):
         _check(f"linear {name}", g, r, np.float64)
+
+
+def test_sync_mode_names_the_kernel_that_faulted(emu):
+    """A fault inside a kernel is asynchronous: the launch succeeds. With
+    MINITL_CUDA_SYNC on, the launch synchronizes and names the kernel; the next
+    launch is fine; while a capture is under way it does not synchronize."""
+    k, hooks = emu
+    x, w, want = _small_linear()
+    hooks.emu_inject_fault()
+    k.linear_forward(x, w, None, None)  # sync off: nothing to see at the launch
+    hooks.emu_reset()
+    k._C.set_sync_launches(1)
+    try:
+        assert k._C.sync_launches()
+        hooks.emu_inject_fault()
+        with pytest.raises(RuntimeError, match=r"minitl\._C_cuda\.linear_forward: an illegal "
+                                               r"memory access.*MINITL_CUDA_SYNC=1"):
+            k.linear_forward(x, w, None, None)
+        np.testing.assert_allclose(k.linear_forward(x, w, None, None), want, rtol=1e-12)
+        k._C.capture_begin(stream_ptr(0), 0)
+        k.linear_forward(x, w, None, None)  # a sync here would invalidate the capture
+        assert k._C.capture_end(stream_ptr(0), 0) == [0, 0, 0, 0]
+    finally:
+        k._C.set_sync_launches(0)
+
+
+@pytest.mark.parametrize("value, on", [("1", True), ("0", False), ("", False)])
+def test_sync_mode_follows_the_environment_variable(emu, value, on):
+    code = ("import importlib.util as u, sys; s = u.spec_from_file_location('_C_cuda_emu', "
+            "sys.argv[1]); m = u.module_from_spec(s); s.loader.exec_module(m); "
+            "print(m.sync_launches())")
+    out = subprocess.run([sys.executable, "-c", code, emu[0]._C.__file__], capture_output=True,
+                         text=True, env={**os.environ, "MINITL_CUDA_SYNC": value}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(on)
 
 
 # ------------------------------------------- shapes beyond 32-bit offsets

@@ -3,7 +3,7 @@
 // Every launcher in this directory follows one pattern: make the arrays'
 // device current for the call (DeviceGuard), launch on the caller's stream
 // (CuPy's current stream of that device, passed as an integer), then
-// check_launch("<kernel>"), which turns a launch error into a
+// check_launch("<kernel>", stream), which turns a launch error into a
 // std::runtime_error that pybind11 raises as a Python RuntimeError naming the
 // kernel. Nothing here allocates device memory: CuPy owns every buffer.
 #pragma once
@@ -23,9 +23,9 @@ constexpr int kThreads = 256;  // block size of every kernel here
 // Counts launches for the benchmark's "kernels per training step" figure.
 void count_launch();
 
-[[noreturn]] inline void raise_cuda(const char* what, cudaError_t err) {
+[[noreturn]] inline void raise_cuda(const char* what, cudaError_t err, const char* note = "") {
   throw std::runtime_error(std::string("minitl._C_cuda.") + what + ": " +
-                           cudaGetErrorString(err));
+                           cudaGetErrorString(err) + note);
 }
 
 // Raise if a runtime call (not a launch) failed. A failed call also leaves its
@@ -39,11 +39,21 @@ inline void check_call(cudaError_t err, const char* what) {
   }
 }
 
-// Raise if the last launch (or an earlier asynchronous fault) failed.
-inline void check_launch(const char* kernel) {
+// MINITL_CUDA_SYNC=1 (runtime.cu): a debug mode that synchronizes after every
+// launch. A fault *inside* a kernel (an illegal address, say) is asynchronous:
+// the launch succeeds and the error surfaces at some later call, blamed on
+// whatever ran then. Synchronizing right after the launch names the kernel.
+// sync_launches() is declared in minitl_cuda.h (the binding exposes it).
+void sync_after_launch(const char* kernel, cudaStream_t stream);
+
+// Raise if the last launch failed to start (a configuration error, or an
+// earlier asynchronous fault); in MINITL_CUDA_SYNC=1 mode, also wait for the
+// kernel and raise if it faulted.
+inline void check_launch(const char* kernel, cudaStream_t stream) {
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) raise_cuda(kernel, err);
   count_launch();
+  if (sync_launches()) sync_after_launch(kernel, stream);
 }
 
 // Makes `device` current for one call into this module and restores the

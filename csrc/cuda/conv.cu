@@ -264,7 +264,7 @@ void conv2d_forward(Ptr x, Ptr w, Ptr b, Ptr y, const Geom& g, int act, int dtyp
     dim3 grid(blocks_for(outputs), (g.o + kCB - 1) / kCB);
     conv_fwd_kernel<T><<<grid, kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(x), as_ptr<const T>(w), as_ptr<const T>(b), as_ptr<T>(y), g, act);
-    check_launch("conv2d_forward");
+    check_launch("conv2d_forward", as_stream(stream));
   });
 }
 
@@ -320,12 +320,12 @@ void conv2d_backward(Ptr gy, Ptr x, Ptr w, Ptr y, Ptr dx, Ptr dw, Ptr db, Ptr ws
     a.dw_blocks = (int)dw_blocks;
     cudaStream_t st = as_stream(stream);
     conv_bwd_kernel<T><<<(unsigned)total, kThreads, 0, st>>>(a);
-    check_launch("conv2d_backward");
+    check_launch("conv2d_backward", st);
     if (wants_dw && splits > 1) {
       const long long ockk = (long long)g.o * g.c * KK;
       conv_reduce_kernel<T><<<blocks_for(ockk + g.o), kThreads, 0, st>>>(
           a.ws, a.dw, a.db, ockk, g.o, splits);
-      check_launch("conv2d_backward (split reduction)");
+      check_launch("conv2d_backward (split reduction)", st);
     }
   });
 }

@@ -111,7 +111,7 @@ void conv2d_pool_forward(Ptr x, Ptr w, Ptr b, Ptr y, Ptr idx, const Geom& g, int
     conv_pool_fwd_kernel<T><<<grid, kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(x), as_ptr<const T>(w), as_ptr<const T>(b), as_ptr<T>(y),
         as_ptr<long long>(idx), g, act, pool_h, pool_w);
-    check_launch("conv2d_pool_forward");
+    check_launch("conv2d_pool_forward", as_stream(stream));
   });
 }
 

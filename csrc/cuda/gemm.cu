@@ -151,7 +151,7 @@ void launch_gemm(const Gemm<T>* probs, int count, cudaStream_t stream, const cha
   } else {
     gemm_kernel<T, 64, 64, 16, 4, 4><<<grid, kThreads, 0, stream>>>(p0, p1);
   }
-  check_launch(name);
+  check_launch(name, stream);
 }
 
 template <typename T>

@@ -71,7 +71,7 @@ void cross_entropy_forward(Ptr logits, Ptr target, Ptr losses, Ptr probs, int n,
     ce_fwd_kernel<T><<<blocks, kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(logits), as_ptr<const long long>(target), as_ptr<T>(losses),
         as_ptr<T>(probs), n, c, T(smoothing));
-    check_launch("cross_entropy_forward");
+    check_launch("cross_entropy_forward", as_stream(stream));
   });
 }
 
@@ -85,7 +85,7 @@ void cross_entropy_backward(Ptr glosses, Ptr probs, Ptr target, Ptr dlogits, int
     ce_bwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(glosses), as_ptr<const T>(probs), as_ptr<const long long>(target),
         as_ptr<T>(dlogits), n, c, T(smoothing));
-    check_launch("cross_entropy_backward");
+    check_launch("cross_entropy_backward", as_stream(stream));
   });
 }
 

@@ -81,6 +81,10 @@ void adam_step(const std::vector<Ptr>& params, const std::vector<Ptr>& grads,
 
 // ------------------------------------------------------ runtime (runtime.cu)
 long long launch_count();  // kernels launched through this module so far
+// MINITL_CUDA_SYNC=1 debug mode (synchronize and check after every launch, not
+// while the stream is being captured): 1 on, 0 off, -1 back to the variable.
+bool sync_launches();
+void set_sync_launches(int mode);
 // Stream capture used to count every kernel of a training step (ours and
 // CuPy's): begin on `stream`, run the step, end -> {kernel, memcpy, memset,
 // other} node counts. The captured graph is discarded, never run.

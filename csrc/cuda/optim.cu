@@ -118,7 +118,7 @@ void sgd_step(const std::vector<Ptr>& params, const std::vector<Ptr>& grads,
     for_each_list<3>({&params, &grads, &b}, sizes, [&](const TensorList<3>& l, int blocks) {
       sgd_kernel<T><<<blocks, kThreads, 0, as_stream(stream)>>>(
           l, T(lr), T(momentum), T(dampening), nesterov, T(weight_decay), first);
-      check_launch("sgd_step");
+      check_launch("sgd_step", as_stream(stream));
     });
   });
 }
@@ -138,7 +138,7 @@ void adam_step(const std::vector<Ptr>& params, const std::vector<Ptr>& grads,
                      [&](const TensorList<4>& l, int blocks) {
       adam_kernel<T><<<blocks, kThreads, 0, as_stream(stream)>>>(
           l, T(lr), T(beta1), T(beta2), T(eps), T(weight_decay), decoupled, T(bc1), T(bc2));
-      check_launch("adam_step");
+      check_launch("adam_step", as_stream(stream));
     });
   });
 }

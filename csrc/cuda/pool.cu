@@ -108,7 +108,7 @@ void max_pool2d_forward(Ptr x, Ptr y, Ptr idx, const Geom& g, int dtype, Ptr str
     using T = decltype(tag);
     max_pool_fwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(x), as_ptr<T>(y), as_ptr<long long>(idx), g);
-    check_launch("max_pool2d_forward");
+    check_launch("max_pool2d_forward", as_stream(stream));
   });
 }
 
@@ -121,7 +121,7 @@ void max_pool2d_backward(Ptr gy, Ptr idx, Ptr dx, const Geom& g, int dtype, Ptr 
     using T = decltype(tag);
     max_pool_bwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(gy), as_ptr<const long long>(idx), as_ptr<T>(dx), g);
-    check_launch("max_pool2d_backward");
+    check_launch("max_pool2d_backward", as_stream(stream));
   });
 }
 
@@ -133,7 +133,7 @@ void avg_pool2d_forward(Ptr x, Ptr y, const Geom& g, int dtype, Ptr stream, int 
     using T = decltype(tag);
     avg_pool_fwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(x), as_ptr<T>(y), g);
-    check_launch("avg_pool2d_forward");
+    check_launch("avg_pool2d_forward", as_stream(stream));
   });
 }
 
@@ -146,7 +146,7 @@ void avg_pool2d_backward(Ptr gy, Ptr dx, const Geom& g, int dtype, Ptr stream,
     using T = decltype(tag);
     avg_pool_bwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(gy), as_ptr<T>(dx), g);
-    check_launch("avg_pool2d_backward");
+    check_launch("avg_pool2d_backward", as_stream(stream));
   });
 }
 
