@@ -400,6 +400,58 @@ def test_zero_sized_batch(dev):
     assert dx.shape == (0, 3) and not dw.any() and not db.any()
 
 
+def test_cross_entropy_flags_out_of_range_targets_with_nan(dev):
+    """F.cross_entropy leaves device targets unchecked (no host sync): the kernel
+    must turn a bad target into a NaN loss, and its backward must not write
+    outside the row (no "-1" term) for it."""
+    logits = np.random.default_rng(0).standard_normal((4, 5))
+    target = np.array([1, 5, -1, 4])
+    losses, probs = _run(dev, "cross_entropy_forward", dev.to_dev(logits), dev.to_dev(target), 0.0)
+    assert np.isnan(losses[[1, 2]]).all() and np.isfinite(losses[[0, 3]]).all(), losses
+    _check("cross_entropy probs", probs, ref.cross_entropy_forward(logits, [1, 0, 0, 4], 0.0)[1],
+           np.float64)
+    d = _run(dev, "cross_entropy_backward", dev.to_dev(np.ones(4)), dev.to_dev(probs),
+             dev.to_dev(target), 0.0)
+    np.testing.assert_allclose(d[[1, 2]], probs[[1, 2]], rtol=1e-12)
+
+
+class _DeviceTargets(np.ndarray):
+    """Targets posing as a CuPy array that record reductions (each a host sync on a GPU)."""
+
+    synced: list = []
+
+    def min(self, *a, **k):
+        _DeviceTargets.synced.append("min")
+        return super().min(*a, **k)
+
+    def max(self, *a, **k):
+        _DeviceTargets.synced.append("max")
+        return super().max(*a, **k)
+
+
+_DeviceTargets.__module__ = "cupy_emulated"  # backend.is_cupy_array: on the device
+
+
+def test_cross_entropy_targets_on_the_device_are_not_synced(monkeypatch):
+    """F.cross_entropy passes check_device=False when the CUDA kernel runs: device
+    targets are then left to the kernel (NaN), host targets are still checked on
+    the host, and nll_loss (default) still checks device targets."""
+    import minitl
+    import minitl.nn.functional as F
+
+    monkeypatch.setattr(F, "xp_for", lambda device: SimpleNamespace(asarray=lambda a: a))
+    logits = minitl.tensor(np.zeros((3, 10), np.float32))
+    bad = np.array([3, 10, 0]).view(_DeviceTargets)
+    _DeviceTargets.synced = []
+    out = F._targets(logits, bad, "cross_entropy", check_device=False)
+    assert _DeviceTargets.synced == [] and out.dtype == np.int64
+    with pytest.raises(ValueError, match="class index 10 is out of range for 10 classes"):
+        F._targets(logits, [3, 10, 0], "cross_entropy", check_device=False)
+    with pytest.raises(ValueError, match="nll_loss: class index 10 is out of range"):
+        F._targets(logits, bad, "nll_loss")
+    assert _DeviceTargets.synced == ["min", "max"]
+
+
 def test_default_hooks_are_restored_for_the_gpu_only_tests(dev):
     """The ``gpu`` fixture's reset: under ``dev`` (still set up after its own tests)
     the hooks are on; inside the reset they are as imported, and after it
@@ -574,6 +626,26 @@ def test_count_kernels_counts_launches(gpu):
 
     counts = count_kernels(lambda: cuda.linear_forward(x, w, None, "relu"))
     assert counts["kernels"] == 1 and counts["minitl"] == 1, counts
+
+
+@pytest.mark.gpu
+def test_cross_entropy_on_device_targets_makes_no_host_sync(gpu):
+    """Capturable (a capture fails on any device->host copy), and a bad target
+    gives a NaN loss instead of the CPU path's ValueError."""
+    cp, cuda = gpu
+    import minitl
+    import minitl.nn.functional as F
+    from minitl.kernels.cuda_launches import count_kernels
+
+    logits = minitl.tensor(np.random.default_rng(0).standard_normal((8, 10)).astype(np.float32),
+                           device="cuda")
+    t = cp.asarray(np.arange(8) % 10)
+    F.cross_entropy(logits, t)  # warm CuPy's pool
+    counts = count_kernels(lambda: F.cross_entropy(logits, t))
+    assert counts["minitl"] == 1, counts
+    assert np.isnan(F.cross_entropy(logits, cp.asarray(np.array([0] * 7 + [10]))).item())
+    with pytest.raises(ValueError, match="class index 10 is out of range for 10 classes"):
+        F.cross_entropy(logits, np.array([0] * 7 + [10]))  # host targets: checked on the host
 
 
 def _lenet_curve(device, steps, seed=0, batch=64):

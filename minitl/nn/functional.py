@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import random as _random
-from ..backend import xp_for
+from ..backend import is_cupy_array, xp_for
 from ..kernels.reference import ACTIVATIONS, conv_output_size
 from ..ops import fused
 from ..ops.elementwise import Relu, Sigmoid, Tanh
@@ -159,18 +159,24 @@ def _reduce(losses: Tensor, reduction: str):
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _targets(logits: Tensor, target, name: str):
-    """Class-index targets as an int64 array on the logits' device, range-checked."""
+def _targets(logits: Tensor, target, name: str, check_device: bool = True):
+    """Class-index targets as an int64 array on the logits' device, range-checked.
+
+    Host targets are checked on the host before the upload (no device sync);
+    targets already on the GPU only if ``check_device`` (two blocking syncs).
+    """
     t = target.data if isinstance(target, Tensor) else target
-    t = xp_for(logits.device).asarray(t)
+    host = None if is_cupy_array(t) else np.asarray(t)
+    t = xp_for(logits.device).asarray(t if host is None else host)
     if logits.ndim != 2:
         raise ValueError(f"{name} expects logits of shape (N, C), got {logits.shape}")
     if t.ndim != 1 or t.shape[0] != logits.shape[0]:
         raise ValueError(f"{name}: target must have shape ({logits.shape[0]},) for logits {logits.shape}, got {tuple(t.shape)}")
     if t.dtype.kind not in "iu":
         raise ValueError(f"{name}: target must hold integer class indices, got dtype {t.dtype}")
-    if t.size:
-        lo, hi = int(t.min()), int(t.max())
+    checked = host if host is not None else (t if check_device else None)
+    if checked is not None and checked.size:
+        lo, hi = int(checked.min()), int(checked.max())
         if lo < 0 or hi >= logits.shape[1]:
             bad = lo if lo < 0 else hi
             raise ValueError(f"{name}: class index {bad} is out of range for {logits.shape[1]} classes")
@@ -181,7 +187,13 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean", label_smoothi
     """Softmax cross-entropy of (N, C) logits with class indices, fused and stable."""
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
-    t = _targets(logits, target, "cross_entropy")
+    # The CUDA kernel writes a NaN loss for an out-of-range target, so targets
+    # on the GPU skip the range check there (two blocking syncs per step).
+    # CuPy's reference path would wrap such an index silently: it keeps it.
+    from .. import kernels
+
+    check_device = logits.device != "cuda" or kernels.active("cuda")["cross_entropy_forward"] != "cuda"
+    t = _targets(logits, target, "cross_entropy", check_device)
     return _reduce(fused.CrossEntropy.apply(logits, t, label_smoothing=float(label_smoothing)), reduction)
 
 
