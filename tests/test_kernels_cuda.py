@@ -688,6 +688,12 @@ def test_lenet_on_gpu_follows_the_cpu_loss_curve(gpu):
 
 
 @pytest.mark.gpu
+def test_gpu_training_repeats_bit_identically(gpu):
+    """No atomics in the kernels, fixed reduction orders: same steps, same bits."""
+    np.testing.assert_array_equal(_lenet_curve("cuda", 5), _lenet_curve("cuda", 5))
+
+
+@pytest.mark.gpu
 def test_state_dict_round_trips_between_cpu_and_gpu(gpu):
     cp, _ = gpu
     import minitl
