@@ -132,11 +132,20 @@ def _cuda_archs(nvcc: str):
     return built, skipped
 
 
-def _nvcc_compile(nvcc: str, sources, out_dir: str, arch_flags):
-    """Compile each .cu to an object, two at a time; skip up-to-date objects."""
+# -lineinfo: compute-sanitizer (and profilers) report faults by source line;
+# it adds line tables only, no code change and no slowdown.
+NVCC_FLAGS = ("-std=c++17", "-O3", "-lineinfo", "-Xcompiler", "-fPIC", "-Icsrc/cuda")
+
+
+def _nvcc_compile(nvcc: str, sources, headers, out_dir: str, arch_flags):
+    """Compile each .cu to an object, two at a time; skip up-to-date objects.
+
+    An object is rebuilt when its .cu or any header is newer, or when the
+    command (nvcc, flags, architectures) differs from the one recorded beside
+    it in ``<object>.flags``.
+    """
     os.makedirs(out_dir, exist_ok=True)
-    flags = ["-std=c++17", "-O3", "-Xcompiler", "-fPIC", "-Icsrc/cuda", *arch_flags]
-    headers = glob.glob("csrc/cuda/*.h") + glob.glob("csrc/cuda/*.cuh")
+    flags = [*NVCC_FLAGS, *arch_flags]
     stamp = "\n".join([nvcc, *flags])
 
     def one(src):
@@ -157,6 +166,35 @@ def _nvcc_compile(nvcc: str, sources, out_dir: str, arch_flags):
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(sources), os.cpu_count() or 1))) as pool:
         return list(pool.map(one, sources))
+
+
+def _write_if_changed(path: str, text: str) -> bool:
+    """Write ``text`` to ``path`` unless it already holds it (keeping its mtime)."""
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return False
+    except OSError:
+        pass
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    return True
+
+
+def _cuda_link_depends(objects, stamp_path: str, config: str):
+    """What the link of ``minitl._C_cuda`` depends on, for ``ext.depends``.
+
+    setuptools relinks an extension only when a source or a ``depends`` entry
+    is newer than the built module; ``extra_objects`` are not consulted, so a
+    change of a .cu file (new object) or of the architecture list (objects
+    from another directory, possibly older than the module) kept a stale .so.
+    The stamp holds the configuration (nvcc, flags, architectures) and is
+    rewritten only when that changes, so it is newer than the module exactly
+    when the module was linked with another configuration.
+    """
+    _write_if_changed(stamp_path, config)
+    return [*objects, stamp_path]
 
 
 def _write_cuda_log(text: str, *dirs):
@@ -229,9 +267,15 @@ class BuildExtWithCuda(BuildExt):
         built = ";".join(archs + [f"compute_{archs[-1]}"])
         ext.define_macros.append(("MINITL_CUDA_ARCHS", f'"{built}"'))
         ext.define_macros.append(("MINITL_CUDA_SKIPPED", f'"{", ".join(skipped)}"'))
-        out_dir = os.path.join(self.build_temp, "cuda")
-        ext.extra_objects = _nvcc_compile(nvcc, sorted(glob.glob("csrc/cuda/*.cu")), out_dir,
-                                          flags)
+        # One object directory per architecture list: switching MINITL_CUDA_ARCHS
+        # back and forth reuses each list's objects instead of recompiling.
+        out_dir = os.path.join(self.build_temp, "cuda", "sm_" + "_".join(archs))
+        headers = sorted(glob.glob("csrc/cuda/*.h") + glob.glob("csrc/cuda/*.cuh"))
+        ext.extra_objects = _nvcc_compile(nvcc, sorted(glob.glob("csrc/cuda/*.cu")), headers,
+                                          out_dir, flags)
+        config = "\n".join([nvcc, *NVCC_FLAGS, *flags, f"skipped: {skipped}"])
+        ext.depends = [*ext.depends, *headers, *_cuda_link_depends(
+            ext.extra_objects, os.path.join(self.build_temp, "cuda", "link.stamp"), config)]
         ext.library_dirs.append(_cuda_lib_dir(nvcc))
         ext.libraries.extend(["cudart_static", "rt", "pthread", "dl"])
         self.build_extension(ext)
@@ -252,4 +296,7 @@ def _cuda_extensions():
                               cxx_std=17, extra_compile_args=["-O2"])]
 
 
-setup(ext_modules=[cpu_ext] + _cuda_extensions(), cmdclass={"build_ext": BuildExtWithCuda})
+# setuptools (pip, `python setup.py`) runs this file as __main__; the tests
+# import it to check the CUDA build's rebuild rules without building.
+if __name__ == "__main__":
+    setup(ext_modules=[cpu_ext] + _cuda_extensions(), cmdclass={"build_ext": BuildExtWithCuda})

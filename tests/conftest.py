@@ -4,7 +4,8 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-# HYPOTHESIS_PROFILE picks one: ci (modest, no deadline), dev (default), intense.
+# HYPOTHESIS_PROFILE picks one: ci (modest, no deadline), dev (default), intense,
+# sanitize (a few examples: benchmarks/gpu_check.sh under compute-sanitizer).
 settings.register_profile(
     "ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -13,6 +14,9 @@ settings.register_profile(
 )
 settings.register_profile(
     "intense", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "sanitize", max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 

@@ -1,4 +1,4 @@
-"""The C++ CPU kernels (minitl._C via minitl.kernels.native) against the reference.
+"""The C++ CPU kernels (minitl._C via minitl.kernels.cpu) against the reference.
 
 Forward and backward on hypothesis-drawn geometries; float64 must agree to
 1e-10 and float32 to 1e-5, both relative to the largest magnitude of the

@@ -108,6 +108,10 @@ PYBIND11_MODULE(_C_cuda, m) {
   m.def("adam_step", &mc::adam_step, nogil, "in-place Adam/AdamW over lists of device pointers");
 
   m.def("launch_count", &mc::launch_count, "kernels launched through this module so far");
+  m.def("sync_launches", &mc::sync_launches,
+        "whether every launch is synchronized and checked (MINITL_CUDA_SYNC=1)");
+  m.def("set_sync_launches", &mc::set_sync_launches, py::arg("mode"),
+        "1: synchronize and check after every launch; 0: do not; -1: follow MINITL_CUDA_SYNC");
   m.def("capture_begin", &mc::capture_begin, nogil,
         "begin a relaxed stream capture (to count a step's kernels)");
   m.def("capture_end", &mc::capture_end, nogil,

@@ -1,8 +1,9 @@
 // Shared pieces of the CUDA kernels: error checks, activations, launch helpers.
 //
-// Every launcher in this directory follows one pattern: select the device,
-// launch on the caller's stream (CuPy's current stream, passed as an integer),
-// then check_launch("<kernel>"), which turns a launch error into a
+// Every launcher in this directory follows one pattern: make the arrays'
+// device current for the call (DeviceGuard), launch on the caller's stream
+// (CuPy's current stream of that device, passed as an integer), then
+// check_launch("<kernel>", stream), which turns a launch error into a
 // std::runtime_error that pybind11 raises as a Python RuntimeError naming the
 // kernel. Nothing here allocates device memory: CuPy owns every buffer.
 #pragma once
@@ -22,31 +23,65 @@ constexpr int kThreads = 256;  // block size of every kernel here
 // Counts launches for the benchmark's "kernels per training step" figure.
 void count_launch();
 
-// Raise if the last launch (or an earlier asynchronous fault) failed.
-inline void check_launch(const char* kernel) {
-  cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("minitl._C_cuda.") + kernel + ": " +
-                             cudaGetErrorString(err));
-  }
-  count_launch();
+[[noreturn]] inline void raise_cuda(const char* what, cudaError_t err, const char* note = "") {
+  throw std::runtime_error(std::string("minitl._C_cuda.") + what + ": " +
+                           cudaGetErrorString(err) + note);
 }
 
-// Raise if a runtime call (not a launch) failed.
+// Raise if a runtime call (not a launch) failed. A failed call also leaves its
+// error in CUDA's last-error slot; clear it first, or the next check_launch
+// would read it and blame an innocent kernel (PyTorch's C10_CUDA_CHECK clears
+// it the same way).
 inline void check_call(cudaError_t err, const char* what) {
   if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("minitl._C_cuda.") + what + ": " +
-                             cudaGetErrorString(err));
+    (void)cudaGetLastError();
+    raise_cuda(what, err);
   }
 }
 
-// Make `device` current for this runtime. CuPy keeps its own notion of the
-// current device, so the Python side passes the arrays' device explicitly.
-inline void use_device(int device) {
-  int cur = -1;
-  check_call(cudaGetDevice(&cur), "cudaGetDevice");
-  if (cur != device) check_call(cudaSetDevice(device), "cudaSetDevice");
+// MINITL_CUDA_SYNC=1 (runtime.cu): a debug mode that synchronizes after every
+// launch. A fault *inside* a kernel (an illegal address, say) is asynchronous:
+// the launch succeeds and the error surfaces at some later call, blamed on
+// whatever ran then. Synchronizing right after the launch names the kernel.
+// sync_launches() is declared in minitl_cuda.h (the binding exposes it).
+void sync_after_launch(const char* kernel, cudaStream_t stream);
+
+// Raise if the last launch failed to start (a configuration error, or an
+// earlier asynchronous fault); in MINITL_CUDA_SYNC=1 mode, also wait for the
+// kernel and raise if it faulted.
+inline void check_launch(const char* kernel, cudaStream_t stream) {
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) raise_cuda(kernel, err);
+  count_launch();
+  if (sync_launches()) sync_after_launch(kernel, stream);
 }
+
+// Makes `device` current for one call into this module and restores the
+// caller's device afterwards (as c10::cuda::CUDAGuard does). CuPy keeps its
+// own notion of the current device, so the Python side passes the arrays'
+// device explicitly; leaving it switched would make the caller's later CuPy
+// allocations land on that device.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    check_call(cudaGetDevice(&prev_), "cudaGetDevice");
+    if (prev_ != device) {
+      check_call(cudaSetDevice(device), "cudaSetDevice");
+      switched_ = true;
+    }
+  }
+  ~DeviceGuard() {
+    // A destructor must not throw; a failed restore must not be blamed on
+    // the next kernel either.
+    if (switched_ && cudaSetDevice(prev_) != cudaSuccess) (void)cudaGetLastError();
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int prev_ = 0;
+  bool switched_ = false;
+};
 
 // Number of SMs of the current device, cached per device (sizes the grids).
 int sm_count();

@@ -258,20 +258,20 @@ void conv2d_forward(Ptr x, Ptr w, Ptr b, Ptr y, const Geom& g, int act, int dtyp
                     Ptr stream, int device) {
   const long long outputs = (long long)g.n * g.oh * g.ow;
   if (outputs == 0 || g.o == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "conv2d_forward", [&](auto tag) {
     using T = decltype(tag);
     dim3 grid(blocks_for(outputs), (g.o + kCB - 1) / kCB);
     conv_fwd_kernel<T><<<grid, kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(x), as_ptr<const T>(w), as_ptr<const T>(b), as_ptr<T>(y), g, act);
-    check_launch("conv2d_forward");
+    check_launch("conv2d_forward", as_stream(stream));
   });
 }
 
 // Enough blocks to give every SM ~4, but at least 2048 positions per split
 // so that the partial sums stay worth their write and re-read.
 int conv2d_backward_splits(const Geom& g, int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   const int KK = g.kh * g.kw;
   const long long base = (long long)g.o * g.c * ((KK + kKQ - 1) / kKQ);
   if (base == 0 || g.n <= 1) return 1;
@@ -284,7 +284,7 @@ int conv2d_backward_splits(const Geom& g, int device) {
 void conv2d_backward(Ptr gy, Ptr x, Ptr w, Ptr y, Ptr dx, Ptr dw, Ptr db, Ptr ws,
                      int splits, const Geom& g, int act, int dtype, Ptr stream,
                      int device, Ptr pool_idx, int pool_h, int pool_w) {
-  use_device(device);
+  const DeviceGuard guard(device);
   if (splits < 1 || (splits > 1 && !ws)) {
     throw std::invalid_argument("minitl._C_cuda.conv2d_backward: bad splits/workspace");
   }
@@ -306,21 +306,26 @@ void conv2d_backward(Ptr gy, Ptr x, Ptr w, Ptr y, Ptr dx, Ptr dw, Ptr db, Ptr ws
     a.dw_c = dw ? g.c : 1;
     a.kgroups = dw ? (KK + kKQ - 1) / kKQ : 1;
     const bool wants_dw = (dw && (long long)g.o * g.c * KK > 0) || (db && g.o > 0);
-    a.dw_blocks = wants_dw ? g.o * a.dw_c * a.kgroups * splits : 0;
+    const long long dw_blocks = wants_dw ? (long long)g.o * a.dw_c * a.kgroups * splits : 0;
     long long dx_blocks = 0;
     if (dx && g.c > 0) {
       dx_blocks = (long long)blocks_for((long long)g.n * g.h * g.w) * ((g.c + kCB - 1) / kCB);
     }
-    const long long total = a.dw_blocks + dx_blocks;
+    const long long total = dw_blocks + dx_blocks;
     if (total == 0) return;
+    if (total > 2147483647LL) {  // grid.x's limit; blockIdx.x is read as an int below
+      throw std::invalid_argument("minitl._C_cuda.conv2d_backward: " + std::to_string(total) +
+                                  " blocks exceed CUDA's grid limit of 2^31 - 1");
+    }
+    a.dw_blocks = (int)dw_blocks;
     cudaStream_t st = as_stream(stream);
     conv_bwd_kernel<T><<<(unsigned)total, kThreads, 0, st>>>(a);
-    check_launch("conv2d_backward");
+    check_launch("conv2d_backward", st);
     if (wants_dw && splits > 1) {
       const long long ockk = (long long)g.o * g.c * KK;
       conv_reduce_kernel<T><<<blocks_for(ockk + g.o), kThreads, 0, st>>>(
           a.ws, a.dw, a.db, ockk, g.o, splits);
-      check_launch("conv2d_backward (split reduction)");
+      check_launch("conv2d_backward (split reduction)", st);
     }
   });
 }

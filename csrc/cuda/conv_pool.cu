@@ -104,14 +104,14 @@ void conv2d_pool_forward(Ptr x, Ptr w, Ptr b, Ptr y, Ptr idx, const Geom& g, int
   }
   const long long outputs = (long long)g.n * (g.oh / pool_h) * (g.ow / pool_w);
   if (outputs == 0 || g.o == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "conv2d_pool_forward", [&](auto tag) {
     using T = decltype(tag);
     dim3 grid(blocks_for(outputs), (g.o + kCB - 1) / kCB);
     conv_pool_fwd_kernel<T><<<grid, kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(x), as_ptr<const T>(w), as_ptr<const T>(b), as_ptr<T>(y),
         as_ptr<long long>(idx), g, act, pool_h, pool_w);
-    check_launch("conv2d_pool_forward");
+    check_launch("conv2d_pool_forward", as_stream(stream));
   });
 }
 

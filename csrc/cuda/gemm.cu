@@ -53,7 +53,9 @@ __global__ void __launch_bounds__(kThreads) gemm_kernel(Gemm<T> p0, Gemm<T> p1) 
   static_assert((BM / TM) * (BN / TN) == kThreads, "tile does not match block size");
   const Gemm<T> p = blockIdx.z == 0 ? p0 : p1;
   const int ncols = p.n + p.ones_col;
-  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+  // Row tiles on grid.x (up to 2^31 - 1), column tiles on grid.y (at most
+  // 65535): rows are the batch, which can pass 65535 tiles (4.19M rows).
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
   if (m0 >= p.m || n0 >= ncols) return;  // uniform per block: before any barrier
 
   __shared__ T As[BK][BM + 1];
@@ -131,19 +133,25 @@ void launch_gemm(const Gemm<T>* probs, int count, cudaStream_t stream, const cha
   for (int i = 0; i < count; ++i) big += tiles(probs[i], 64, 64);
   const bool small = big < 2LL * sm_count();
   const int bm = small ? 32 : 64, bn = bm;
-  unsigned gx = 0, gy = 0;
+  long long row_tiles = 0, col_tiles = 0;
   for (int i = 0; i < count; ++i) {
-    gx = std::max(gx, (unsigned)((probs[i].n + probs[i].ones_col + bn - 1) / bn));
-    gy = std::max(gy, (unsigned)((probs[i].m + bm - 1) / bm));
+    row_tiles = std::max(row_tiles, (long long)(probs[i].m + bm - 1) / bm);
+    col_tiles = std::max(col_tiles, (long long)(probs[i].n + probs[i].ones_col + bn - 1) / bn);
   }
-  if (gx == 0 || gy == 0) return;
-  dim3 grid(gx, gy, count);
+  if (row_tiles == 0 || col_tiles == 0) return;
+  if (col_tiles > 65535) {  // the columns are features: > 2M of them in one layer
+    throw std::invalid_argument(std::string("minitl._C_cuda.") + name + ": " +
+                                std::to_string(col_tiles * bn) +
+                                " or more output columns exceed the GEMM's grid (at most " +
+                                std::to_string(65535LL * bn) + ")");
+  }
+  dim3 grid((unsigned)row_tiles, (unsigned)col_tiles, count);
   if (small) {
     gemm_kernel<T, 32, 32, 32, 2, 2><<<grid, kThreads, 0, stream>>>(p0, p1);
   } else {
     gemm_kernel<T, 64, 64, 16, 4, 4><<<grid, kThreads, 0, stream>>>(p0, p1);
   }
-  check_launch(name);
+  check_launch(name, stream);
 }
 
 template <typename T>
@@ -157,7 +165,7 @@ Gemm<T> empty_problem() {
 void linear_forward(Ptr x, Ptr w, Ptr b, Ptr y, int n, int in, int out, int act,
                     int dtype, Ptr stream, int device) {
   if (n == 0 || out == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "linear_forward", [&](auto tag) {
     using T = decltype(tag);
     Gemm<T> p = empty_problem<T>();
@@ -172,7 +180,7 @@ void linear_forward(Ptr x, Ptr w, Ptr b, Ptr y, int n, int in, int out, int act,
 
 void linear_backward(Ptr gy, Ptr x, Ptr w, Ptr y, Ptr dx, Ptr dw, Ptr db, int n, int in,
                      int out, int act, int dtype, Ptr stream, int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "linear_backward", [&](auto tag) {
     using T = decltype(tag);
     Gemm<T> probs[2];

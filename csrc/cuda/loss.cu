@@ -64,14 +64,14 @@ ce_bwd_kernel(const T* __restrict__ glosses, const T* __restrict__ probs,
 void cross_entropy_forward(Ptr logits, Ptr target, Ptr losses, Ptr probs, int n, int c,
                            double smoothing, int dtype, Ptr stream, int device) {
   if (n == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "cross_entropy_forward", [&](auto tag) {
     using T = decltype(tag);
     const unsigned blocks = (unsigned)((n + kRowsPerBlock - 1) / kRowsPerBlock);
     ce_fwd_kernel<T><<<blocks, kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(logits), as_ptr<const long long>(target), as_ptr<T>(losses),
         as_ptr<T>(probs), n, c, T(smoothing));
-    check_launch("cross_entropy_forward");
+    check_launch("cross_entropy_forward", as_stream(stream));
   });
 }
 
@@ -79,13 +79,13 @@ void cross_entropy_backward(Ptr glosses, Ptr probs, Ptr target, Ptr dlogits, int
                             double smoothing, int dtype, Ptr stream, int device) {
   const long long total = (long long)n * c;
   if (total == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "cross_entropy_backward", [&](auto tag) {
     using T = decltype(tag);
     ce_bwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(glosses), as_ptr<const T>(probs), as_ptr<const long long>(target),
         as_ptr<T>(dlogits), n, c, T(smoothing));
-    check_launch("cross_entropy_backward");
+    check_launch("cross_entropy_backward", as_stream(stream));
   });
 }
 

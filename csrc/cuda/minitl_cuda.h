@@ -18,6 +18,9 @@ enum Dtype { kFloat32 = 0, kFloat64 = 1 };
 enum Act { kNone = 0, kRelu = 1, kTanh = 2, kSigmoid = 3 };
 
 // A 2-D convolution or pooling window geometry (oh/ow derived by the caller).
+// The kernels index within one sample (and the weights) with int: the caller
+// (minitl/kernels/cuda.py, _conv_geom and _pool_geom) rejects geometries whose
+// per-sample extents would overflow it; offsets across the batch are 64-bit.
 struct Geom {
   int n, c, h, w;    // input (N, C, H, W)
   int o;             // output channels (conv) or C (pooling)
@@ -78,6 +81,10 @@ void adam_step(const std::vector<Ptr>& params, const std::vector<Ptr>& grads,
 
 // ------------------------------------------------------ runtime (runtime.cu)
 long long launch_count();  // kernels launched through this module so far
+// MINITL_CUDA_SYNC=1 debug mode (synchronize and check after every launch, not
+// while the stream is being captured): 1 on, 0 off, -1 back to the variable.
+bool sync_launches();
+void set_sync_launches(int mode);
 // Stream capture used to count every kernel of a training step (ours and
 // CuPy's): begin on `stream`, run the step, end -> {kernel, memcpy, memset,
 // other} node counts. The captured graph is discarded, never run.

@@ -110,7 +110,7 @@ void sgd_step(const std::vector<Ptr>& params, const std::vector<Ptr>& grads,
               const std::vector<Ptr>& bufs, const std::vector<long long>& sizes,
               double lr, double momentum, double dampening, bool nesterov,
               double weight_decay, bool first, int dtype, Ptr stream, int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   // Without momentum the buffers are never touched: any list will do.
   const std::vector<Ptr>& b = momentum != 0.0 ? bufs : params;
   dispatch_dtype(dtype, "sgd_step", [&](auto tag) {
@@ -118,7 +118,7 @@ void sgd_step(const std::vector<Ptr>& params, const std::vector<Ptr>& grads,
     for_each_list<3>({&params, &grads, &b}, sizes, [&](const TensorList<3>& l, int blocks) {
       sgd_kernel<T><<<blocks, kThreads, 0, as_stream(stream)>>>(
           l, T(lr), T(momentum), T(dampening), nesterov, T(weight_decay), first);
-      check_launch("sgd_step");
+      check_launch("sgd_step", as_stream(stream));
     });
   });
 }
@@ -128,7 +128,7 @@ void adam_step(const std::vector<Ptr>& params, const std::vector<Ptr>& grads,
                const std::vector<long long>& sizes, long long step, double lr,
                double beta1, double beta2, double eps, double weight_decay,
                bool decoupled, int dtype, Ptr stream, int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   // Bias corrections in double on the host, as the reference computes them.
   const double bc1 = 1.0 - std::pow(beta1, (double)step);
   const double bc2 = 1.0 - std::pow(beta2, (double)step);
@@ -138,7 +138,7 @@ void adam_step(const std::vector<Ptr>& params, const std::vector<Ptr>& grads,
                      [&](const TensorList<4>& l, int blocks) {
       adam_kernel<T><<<blocks, kThreads, 0, as_stream(stream)>>>(
           l, T(lr), T(beta1), T(beta2), T(eps), T(weight_decay), decoupled, T(bc1), T(bc2));
-      check_launch("adam_step");
+      check_launch("adam_step", as_stream(stream));
     });
   });
 }

@@ -103,12 +103,12 @@ void max_pool2d_forward(Ptr x, Ptr y, Ptr idx, const Geom& g, int dtype, Ptr str
                         int device) {
   const long long total = (long long)g.n * g.c * g.oh * g.ow;
   if (total == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "max_pool2d_forward", [&](auto tag) {
     using T = decltype(tag);
     max_pool_fwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(x), as_ptr<T>(y), as_ptr<long long>(idx), g);
-    check_launch("max_pool2d_forward");
+    check_launch("max_pool2d_forward", as_stream(stream));
   });
 }
 
@@ -116,24 +116,24 @@ void max_pool2d_backward(Ptr gy, Ptr idx, Ptr dx, const Geom& g, int dtype, Ptr 
                          int device) {
   const long long total = (long long)g.n * g.c * g.h * g.w;
   if (total == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "max_pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
     max_pool_bwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(gy), as_ptr<const long long>(idx), as_ptr<T>(dx), g);
-    check_launch("max_pool2d_backward");
+    check_launch("max_pool2d_backward", as_stream(stream));
   });
 }
 
 void avg_pool2d_forward(Ptr x, Ptr y, const Geom& g, int dtype, Ptr stream, int device) {
   const long long total = (long long)g.n * g.c * g.oh * g.ow;
   if (total == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "avg_pool2d_forward", [&](auto tag) {
     using T = decltype(tag);
     avg_pool_fwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(x), as_ptr<T>(y), g);
-    check_launch("avg_pool2d_forward");
+    check_launch("avg_pool2d_forward", as_stream(stream));
   });
 }
 
@@ -141,12 +141,12 @@ void avg_pool2d_backward(Ptr gy, Ptr dx, const Geom& g, int dtype, Ptr stream,
                          int device) {
   const long long total = (long long)g.n * g.c * g.h * g.w;
   if (total == 0) return;
-  use_device(device);
+  const DeviceGuard guard(device);
   dispatch_dtype(dtype, "avg_pool2d_backward", [&](auto tag) {
     using T = decltype(tag);
     avg_pool_bwd_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
         as_ptr<const T>(gy), as_ptr<T>(dx), g);
-    check_launch("avg_pool2d_backward");
+    check_launch("avg_pool2d_backward", as_stream(stream));
   });
 }
 

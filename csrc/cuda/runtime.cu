@@ -1,6 +1,9 @@
-// Module-wide runtime helpers: the launch counter, the SM-count cache, and
-// stream capture used to count every kernel in a training step.
+// Module-wide runtime helpers: the launch counter, the SM-count cache, the
+// MINITL_CUDA_SYNC=1 debug mode, and stream capture used to count every
+// kernel in a training step.
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
@@ -12,9 +15,42 @@ namespace {
 std::atomic<long long> g_launches{0};
 std::mutex g_sm_mutex;
 std::vector<int> g_sm_counts;  // indexed by device id; 0 = not queried yet
+std::atomic<int> g_sync{-1};   // MINITL_CUDA_SYNC: -1 = not read yet, 0 off, 1 on
+
+bool env_on(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::strcmp(v, "0") != 0 && std::strcmp(v, "false") != 0 &&
+         std::strcmp(v, "no") != 0;
+}
 }  // namespace
 
 void count_launch() { g_launches.fetch_add(1, std::memory_order_relaxed); }
+
+// Read once, at the first launch (like CUDA_LAUNCH_BLOCKING), so the check on
+// every launch is one atomic load.
+bool sync_launches() {
+  int v = g_sync.load(std::memory_order_relaxed);
+  if (v < 0) {
+    v = env_on("MINITL_CUDA_SYNC") ? 1 : 0;
+    g_sync.store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
+}
+
+void set_sync_launches(int mode) { g_sync.store(mode < 0 ? -1 : (mode ? 1 : 0)); }
+
+void sync_after_launch(const char* kernel, cudaStream_t stream) {
+  // A stream being captured into a CUDA graph must not be synchronized (that
+  // invalidates the capture), and its kernels have not run yet anyway.
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  check_call(cudaStreamIsCapturing(stream, &capture), kernel);
+  if (capture != cudaStreamCaptureStatusNone) return;
+  cudaError_t err = cudaStreamSynchronize(stream);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();  // reported here; the next launch is not to blame
+    raise_cuda(kernel, err, " (inside the kernel; found by MINITL_CUDA_SYNC=1)");
+  }
+}
 
 long long launch_count() { return g_launches.load(std::memory_order_relaxed); }
 
@@ -33,7 +69,7 @@ int sm_count() {
 }
 
 std::vector<int> device_info(int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   int major = 0, minor = 0;
   check_call(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
              "cudaDeviceGetAttribute");
@@ -45,13 +81,13 @@ std::vector<int> device_info(int device) {
 // Relaxed mode: CuPy's memory pool may call cudaMalloc while a step is being
 // captured; that is legal in relaxed mode and the graph is never launched.
 void capture_begin(Ptr stream, int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   check_call(cudaStreamBeginCapture(as_stream(stream), cudaStreamCaptureModeRelaxed),
              "capture_begin");
 }
 
 std::vector<long long> capture_end(Ptr stream, int device) {
-  use_device(device);
+  const DeviceGuard guard(device);
   cudaGraph_t graph = nullptr;
   check_call(cudaStreamEndCapture(as_stream(stream), &graph), "capture_end");
   std::vector<long long> counts(4, 0);  // kernel, memcpy, memset, other

@@ -1,9 +1,10 @@
 """The CUDA kernels (``minitl._C_cuda``), exposed with the reference signatures.
 
 Each function takes CuPy arrays, makes them contiguous, checks dtypes and
-shapes (``ValueError`` naming them), allocates its outputs with CuPy (so
-CuPy's memory pool owns all device memory) and launches the kernel on CuPy's
-current stream with raw device pointers. A failed launch raises
+shapes (``ValueError`` naming them) and, with the arrays' device current,
+allocates its outputs with CuPy (so CuPy's memory pool owns all device
+memory) and launches the kernel on that device's current stream with raw
+device pointers. A failed launch raises
 ``RuntimeError("minitl._C_cuda.<kernel>: <CUDA error>")``.
 
 ``AVAILABLE`` is True when the extension imported *and* runs on the current
@@ -18,6 +19,8 @@ with -7) before the kernel runs, so an element a kernel never writes shows up;
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 
 from . import reference
@@ -112,7 +115,36 @@ AVAILABLE, STATUS = _probe()
 
 # ------------------------------------------------------------------ helpers
 def _stream() -> int:
+    """CuPy's current stream *of the current device* (call inside ``_on_device``)."""
     return _cp.cuda.get_current_stream().ptr
+
+
+def _device_of(a):
+    """The CuPy device of ``a`` (or of the first array of a list), as a context manager.
+
+    Anything without a CuPy-like device (a NumPy array that ``_contig`` will
+    upload, an empty list) runs on the current device.
+    """
+    if isinstance(a, (list, tuple)):
+        a = a[0] if a else None
+    dev = getattr(a, "device", None)
+    return dev if hasattr(dev, "__enter__") else contextlib.nullcontext()
+
+
+def _on_device(fn):
+    """Run ``fn`` with its first argument's device current.
+
+    Why: CuPy keeps one current stream per device and allocates on the
+    current device. Arrays on device k while another device is current would
+    otherwise get that other device's stream and outputs allocated on the
+    wrong device. ``with device:`` also restores the previous device after the
+    call, so the switch does not leak into the caller's later allocations.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _device_of(args[0] if args else None):
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def _ptr(a) -> int:
@@ -156,6 +188,22 @@ def _pair(v) -> tuple[int, int]:
     return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
+# The kernels index within one sample (and within a weight tensor) with
+# 32-bit ints: half the registers and shared memory of 64-bit offsets in the
+# inner loops. Positions across the batch are 64-bit. Shapes beyond that are
+# rejected here, rather than read out of bounds on the device.
+_INT32_MAX = 2**31 - 1
+
+
+def _check_int32(name: str, shapes: dict, *extents) -> None:
+    """ValueError naming the first ``(what, value)`` above ``_INT32_MAX``, and the shapes."""
+    for what, value in extents:
+        if value > _INT32_MAX:
+            shown = ", ".join(f"{k}={tuple(v)}" for k, v in shapes.items())
+            raise ValueError(f"{name}: {what} is {value} for {shown}, above 2**31 - 1: the "
+                             f"CUDA kernels index it with 32-bit ints")
+
+
 def _shape_error(name: str, **arrays) -> ValueError:
     shown = ", ".join(f"{k}={tuple(v.shape) if hasattr(v, 'shape') else v}"
                       for k, v in arrays.items())
@@ -163,6 +211,7 @@ def _shape_error(name: str, **arrays) -> ValueError:
 
 
 # -------------------------------------------------------------------- linear
+@_on_device
 def linear_forward(x, w, b, activation):
     """y = act(x @ w.T + b); x (N, in), w (out, in), b (out,) or None."""
     x, w, b = _contig(x, w, b)
@@ -171,12 +220,15 @@ def linear_forward(x, w, b, activation):
         raise _shape_error("linear_forward", x=x, w=w, b=b)
     dt = _dtype_code("linear_forward", x, w, b)
     n, k = x.shape
+    _check_int32("linear_forward", {"x": x.shape, "w": w.shape}, ("the row count", n),
+                 ("the feature count", max(k, w.shape[0])))
     y = _empty((n, w.shape[0]), x.dtype)
     _C.linear_forward(_ptr(x), _ptr(w), _ptr(b), _ptr(y), n, k, w.shape[0],
                       _act("linear_forward", activation), dt, _stream(), x.device.id)
     return y
 
 
+@_on_device
 def linear_backward(gy, x, w, y, activation, needs=(True, True, True)):
     """Gradients (dx, dw, db) of the fused linear; None where not needed."""
     act = _act("linear_backward", activation)
@@ -185,6 +237,8 @@ def linear_backward(gy, x, w, y, activation, needs=(True, True, True)):
             or gy.shape != (x.shape[0], w.shape[0]) or (y is not None and y.shape != gy.shape)):
         raise _shape_error("linear_backward", gy=gy, x=x, w=w, y=y)
     (n, k), out = x.shape, w.shape[0]
+    _check_int32("linear_backward", {"x": x.shape, "w": w.shape}, ("the row count", n),
+                 ("the feature count", max(k, out)))
     dt = _dtype_code("linear_backward", gy, x, w, y)
     dx = _empty((n, k), x.dtype) if needs[0] else None
     dw = _empty((out, k), x.dtype) if needs[1] else None
@@ -196,28 +250,39 @@ def linear_backward(gy, x, w, y, activation, needs=(True, True, True)):
 
 
 # -------------------------------------------------------------------- conv2d
-def _conv_geom(name, x, w, stride, padding):
-    if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[1]:
-        raise _shape_error(name, x=x, w=w)
-    n, c, h, wd = x.shape
-    o, _, kh, kw = w.shape
+def _conv_geom(name, x_shape, w_shape, stride, padding):
+    """The kernels' 13-int geometry from the shapes (no array is touched)."""
+    x_shape, w_shape = tuple(int(s) for s in x_shape), tuple(int(s) for s in w_shape)
+    if len(x_shape) != 4 or len(w_shape) != 4 or x_shape[1] != w_shape[1]:
+        raise _shape_error(name, x=x_shape, w=w_shape)
+    n, c, h, wd = x_shape
+    o, _, kh, kw = w_shape
     sh, sw = _pair(stride)
     ph, pw = _pair(padding)
     if sh < 1 or sw < 1 or ph < 0 or pw < 0 or kh < 1 or kw < 1 or kh > 32767 or kw > 32767:
-        raise ValueError(f"{name}: bad geometry w={tuple(w.shape)} stride={stride} "
+        raise ValueError(f"{name}: bad geometry w={w_shape} stride={stride} "
                          f"padding={padding}")
     oh = reference.conv_output_size(h, kh, sh, ph)
     ow = reference.conv_output_size(wd, kw, sw, pw)
     if oh < 1 or ow < 1:
         raise ValueError(f"{name}: kernel {(kh, kw)} larger than padded input "
-                         f"x={tuple(x.shape)} with padding={(ph, pw)}")
+                         f"x={x_shape} with padding={(ph, pw)}")
+    # Largest int offsets the kernels form: (c*H + i)*W + j over the input
+    # sample (i < kh, j < kw may overhang it when padded), the output sample,
+    # and the weights. Every other 32-bit index is bounded by one of these.
+    _check_int32(name, {"x": x_shape, "w": w_shape},
+                 ("one input sample's extent, (C*H + kh)*W + kw,",
+                  (c * h + kh) * wd + kw),
+                 ("one output sample, O*OH*OW,", o * oh * ow),
+                 ("the weight's size", o * c * kh * kw), ("the batch size", n))
     return (n, c, h, wd, o, kh, kw, sh, sw, ph, pw, oh, ow)
 
 
+@_on_device
 def conv2d_forward(x, w, b, stride, padding, activation):
     """y = act(conv2d(x, w) + b); x (N, C, H, W), w (O, C, kh, kw)."""
     x, w, b = _contig(x, w, b)
-    g = _conv_geom("conv2d_forward", x, w, stride, padding)
+    g = _conv_geom("conv2d_forward", x.shape, w.shape, stride, padding)
     if b is not None and b.shape != (w.shape[0],):
         raise _shape_error("conv2d_forward", w=w, b=b)
     dt = _dtype_code("conv2d_forward", x, w, b)
@@ -227,6 +292,7 @@ def conv2d_forward(x, w, b, stride, padding, activation):
     return y
 
 
+@_on_device
 def conv2d_backward(gy, x, w, y, stride, padding, activation, needs=(True, True, True),
                     _pool=None):
     """Gradients (dx, dw, db) of the fused conv2d; None where not needed.
@@ -236,7 +302,7 @@ def conv2d_backward(gy, x, w, y, stride, padding, activation, needs=(True, True,
     """
     act = _act("conv2d_backward", activation)
     gy, x, w, y = _contig(gy, x, w, y if act else None)
-    g = _conv_geom("conv2d_backward", x, w, stride, padding)
+    g = _conv_geom("conv2d_backward", x.shape, w.shape, stride, padding)
     yshape, idx, (ph, pw) = (g[0], g[4], g[11], g[12]), None, (0, 0)
     if _pool is not None:
         (ph, pw) = _pool[1]
@@ -266,10 +332,11 @@ def conv2d_backward(gy, x, w, y, stride, padding, activation, needs=(True, True,
 FUSED_OPS = ("conv2d_pool_forward", "conv2d_pool_backward")  # see fused_reference.py
 
 
+@_on_device
 def conv2d_pool_forward(x, w, b, stride, padding, activation, pool=(2, 2)):
     """(y, indices): act(max_pool(conv2d(x, w) + b)) over non-overlapping ``pool`` windows."""
     x, w, b = _contig(x, w, b)
-    g = _conv_geom("conv2d_pool_forward", x, w, stride, padding)
+    g = _conv_geom("conv2d_pool_forward", x.shape, w.shape, stride, padding)
     (pool_h, pool_w), act = _pair(pool), _act("conv2d_pool_forward", activation)
     qh, qw = g[11] // max(pool_h, 1), g[12] // max(pool_w, 1)
     if pool_h < 1 or pool_w < 1 or qh < 1 or qw < 1:
@@ -304,9 +371,14 @@ def _pool_geom(name, x_shape, kernel_size, stride):
     if kh < 1 or kw < 1 or sh < 1 or sw < 1 or kh > h or kw > w:
         raise ValueError(f"{name}: bad window kernel_size={kernel_size} stride={stride} "
                          f"for input {tuple(x_shape)}")
+    # Planes are indexed with 32-bit ints (indices are int64 h*W + w), planes
+    # across the batch with 64-bit ones.
+    _check_int32(name, {"x": (n, c, h, w)}, ("one input plane, H*W,", h * w),
+                 ("the batch size", n), ("the channel count", c))
     return (n, c, h, w, c, kh, kw, sh, sw, 0, 0, (h - kh) // sh + 1, (w - kw) // sw + 1)
 
 
+@_on_device
 def max_pool2d_forward(x, kernel_size, stride):
     """Max over each window; returns (y, indices), int64 flat h*W + w into each plane."""
     (x,) = _contig(x)
@@ -318,6 +390,7 @@ def max_pool2d_forward(x, kernel_size, stride):
     return y, idx
 
 
+@_on_device
 def max_pool2d_backward(gy, indices, x_shape, kernel_size, stride):
     """Route each output gradient to the input element that was the maximum."""
     (gy,) = _contig(gy)
@@ -331,6 +404,7 @@ def max_pool2d_backward(gy, indices, x_shape, kernel_size, stride):
     return dx
 
 
+@_on_device
 def avg_pool2d_forward(x, kernel_size, stride):
     """Mean over each window."""
     (x,) = _contig(x)
@@ -341,6 +415,7 @@ def avg_pool2d_forward(x, kernel_size, stride):
     return y
 
 
+@_on_device
 def avg_pool2d_backward(gy, x_shape, kernel_size, stride):
     """Spread each output gradient evenly over its window."""
     (gy,) = _contig(gy)
@@ -354,6 +429,7 @@ def avg_pool2d_backward(gy, x_shape, kernel_size, stride):
 
 
 # ------------------------------------------------------- softmax cross-entropy
+@_on_device
 def cross_entropy_forward(logits, target, label_smoothing):
     """Per-sample losses (N,) and probabilities (N, C); an out-of-range target gives NaN."""
     (logits,) = _contig(logits)
@@ -369,6 +445,7 @@ def cross_entropy_forward(logits, target, label_smoothing):
     return losses, probs
 
 
+@_on_device
 def cross_entropy_backward(glosses, probs, target, label_smoothing):
     """d(losses)/d(logits) scaled by the per-sample upstream gradient ``glosses``."""
     glosses, probs = _contig(glosses, probs)
@@ -406,6 +483,7 @@ def _groups(name, params, grads, states, momentum=True):
     return groups, rest
 
 
+@_on_device
 def sgd_step(params, grads, bufs, lr, momentum, dampening, nesterov, weight_decay, first):
     """In-place SGD over lists of arrays (PyTorch's rule), one launch per dtype."""
     params, grads = list(params), list(grads)
@@ -424,6 +502,7 @@ def sgd_step(params, grads, bufs, lr, momentum, dampening, nesterov, weight_deca
                            weight_decay, first)
 
 
+@_on_device
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
               weight_decay, decoupled):
     """In-place Adam / AdamW over lists of arrays, one launch per dtype."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import random as _random
-from ..core.backend import xp_for
+from ..core.backend import is_cupy_array, xp_for
 from ..ops import fused
 from ..ops.fused import ACTIVATIONS, conv_output_size
 from ..ops.elementwise import Relu, Sigmoid, Tanh
@@ -172,18 +172,24 @@ def _reduce(losses: Tensor, reduction: str):
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _targets(logits: Tensor, target, name: str):
-    """Class-index targets as an int64 array on the logits' device, range-checked."""
+def _targets(logits: Tensor, target, name: str, check_device: bool = True):
+    """Class-index targets as an int64 array on the logits' device, range-checked.
+
+    Host targets are checked on the host before the upload (no device sync);
+    targets already on the GPU only if ``check_device`` (two blocking syncs).
+    """
     t = target.data if isinstance(target, Tensor) else target
-    t = xp_for(logits.device).asarray(t)
+    host = None if is_cupy_array(t) else np.asarray(t)
+    t = xp_for(logits.device).asarray(t if host is None else host)
     if logits.ndim != 2:
         raise ValueError(f"{name} expects logits of shape (N, C), got {logits.shape}")
     if t.ndim != 1 or t.shape[0] != logits.shape[0]:
         raise ValueError(f"{name}: target must have shape ({logits.shape[0]},) for logits {logits.shape}, got {tuple(t.shape)}")
     if t.dtype.kind not in "iu":
         raise ValueError(f"{name}: target must hold integer class indices, got dtype {t.dtype}")
-    if t.size:
-        lo, hi = int(t.min()), int(t.max())
+    checked = host if host is not None else (t if check_device else None)
+    if checked is not None and checked.size:
+        lo, hi = int(checked.min()), int(checked.max())
         if lo < 0 or hi >= logits.shape[1]:
             bad = lo if lo < 0 else hi
             raise ValueError(f"{name}: class index {bad} is out of range for {logits.shape[1]} classes")
@@ -205,14 +211,23 @@ def cross_entropy(logits: Tensor, target, weight=None, size_average=None, ignore
     t = target.data if isinstance(target, Tensor) else target
     plain = (weight is None and logits.ndim == 2 and getattr(t, "dtype", np.dtype(np.int64)).kind in "iu"
              and not (isinstance(t, list) and any(isinstance(v, float) for v in t)))
-    if plain:
+    if plain and (ignore_index != -100 or not is_cupy_array(t)):
+        # Looking for ignored targets reads them; on the GPU that is a blocking sync,
+        # so it is done there only for a non-default ignore_index (a -100 target on
+        # the GPU is out of range: the kernel's loss is NaN).
         ta = xp_for(logits.device).asarray(t)
         plain = ta.dtype.kind in "iu" and not bool((ta == ignore_index).any())
     if not plain:
         from .loss_functions import cross_entropy_general
 
         return cross_entropy_general(logits, target, weight, ignore_index, reduction, float(label_smoothing))
-    t = _targets(logits, target, "cross_entropy")
+    # The CUDA kernel writes a NaN loss for an out-of-range target, so targets
+    # on the GPU skip the range check there (two blocking syncs per step).
+    # CuPy's reference path would wrap such an index silently: it keeps it.
+    from .. import kernels
+
+    check_device = logits.device != "cuda" or kernels.active("cuda")["cross_entropy_forward"] != "cuda"
+    t = _targets(logits, target, "cross_entropy", check_device)
     return _reduce(fused.CrossEntropy.apply(logits, t, label_smoothing=float(label_smoothing)), reduction)
 
 

@@ -36,16 +36,30 @@ typedef int cudaError_t;
 typedef void* cudaStream_t;
 typedef void* cudaGraph_t;
 typedef void* cudaGraphNode_t;
-enum { cudaSuccess = 0, cudaErrorNotSupported = 801, cudaErrorInvalidValue = 1 };
+// The codes CUDA uses for the failures the emulator models.
+enum { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorInvalidDevice = 101,
+       cudaErrorIllegalState = 401, cudaErrorIllegalAddress = 700, cudaErrorNotSupported = 801,
+       cudaErrorStreamCaptureUnsupported = 900 };
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount, cudaDevAttrComputeCapabilityMajor,
                       cudaDevAttrComputeCapabilityMinor };
 enum cudaStreamCaptureMode { cudaStreamCaptureModeRelaxed };
+enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone, cudaStreamCaptureStatusActive };
 enum cudaGraphNodeType { cudaGraphNodeTypeKernel, cudaGraphNodeTypeMemcpy,
                          cudaGraphNodeTypeMemset, cudaGraphNodeTypeEmpty };
 
 namespace emu {
 extern int g_sms;    // what cudaDeviceGetAttribute reports as the SM count
-extern int g_error;  // a launch or barrier fault, returned by cudaGetLastError
+// CUDA's per-thread last-error slot: set by a failed launch *and* by a failed
+// runtime call, read and cleared by cudaGetLastError, as on the GPU.
+extern int g_error;
+// A fault inside a kernel (an illegal address on the GPU): asynchronous, so
+// the launch itself succeeds and the next synchronisation reports it.
+extern int g_pending;
+extern int g_device, g_device_count;  // the current device; how many there are
+extern unsigned g_max_grid_y;         // CUDA's 65535 (lowered by tests)
+bool capturing(cudaStream_t s);
+void set_capturing(cudaStream_t s, bool on);
+inline cudaError_t fail(cudaError_t e) { g_error = e; return e; }
 extern std::vector<double> g_shfl[2];     // shuffle slots, one per thread
 extern std::vector<unsigned char> g_parity;  // which bank each thread uses next
 void launch(dim3 grid, dim3 block, const std::function<void()>& body);
@@ -72,19 +86,55 @@ inline double __longlong_as_double(long long i) { double d; std::memcpy(&d, &i, 
 
 inline cudaError_t cudaGetLastError() { int e = emu::g_error; emu::g_error = 0; return e; }
 inline const char* cudaGetErrorString(cudaError_t e) {
-  return e == cudaSuccess ? "no error" : "emulated kernel fault";
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument (emulated)";
+    case cudaErrorInvalidDevice: return "invalid device ordinal (emulated)";
+    case cudaErrorIllegalState: return "the operation cannot be performed in the present state (emulated)";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered (emulated)";
+    case cudaErrorNotSupported: return "operation not supported (emulated)";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing (emulated)";
+    default: return "emulated kernel fault";
+  }
 }
-inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
-inline cudaError_t cudaSetDevice(int) { return cudaSuccess; }
+inline cudaError_t cudaGetDevice(int* d) { *d = emu::g_device; return cudaSuccess; }
+inline cudaError_t cudaSetDevice(int d) {
+  if (d < 0 || d >= emu::g_device_count) return emu::fail(cudaErrorInvalidDevice);
+  emu::g_device = d;
+  return cudaSuccess;
+}
 inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
   *v = a == cudaDevAttrMultiProcessorCount ? emu::g_sms
        : a == cudaDevAttrComputeCapabilityMajor ? 9 : 0;
   return cudaSuccess;
 }
-inline cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) {
-  return cudaErrorNotSupported;
+// Kernels still run while "capturing" (the emulator has no graphs), but the
+// capture state is kept so that what a capture forbids can fail as it would.
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+  if (emu::capturing(s)) return emu::fail(cudaErrorIllegalState);
+  emu::set_capturing(s, true);
+  return cudaSuccess;
 }
-inline cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t*) { return cudaErrorNotSupported; }
+inline cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g) {
+  *g = nullptr;
+  if (!emu::capturing(s)) return emu::fail(cudaErrorIllegalState);
+  emu::set_capturing(s, false);
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* st) {
+  *st = emu::capturing(s) ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+  return cudaSuccess;
+}
+// Kernels ran at launch; what is left to wait for is a pending fault.
+inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  if (emu::capturing(s)) return emu::fail(cudaErrorStreamCaptureUnsupported);
+  if (emu::g_pending != cudaSuccess) {
+    const int e = emu::g_pending;
+    emu::g_pending = cudaSuccess;
+    return emu::fail(e);
+  }
+  return cudaSuccess;
+}
 inline cudaError_t cudaGraphGetNodes(cudaGraph_t, cudaGraphNode_t*, size_t* n) { *n = 0; return cudaSuccess; }
 inline cudaError_t cudaGraphNodeGetType(cudaGraphNode_t, cudaGraphNodeType* t) {
   *t = cudaGraphNodeTypeEmpty; return cudaSuccess;

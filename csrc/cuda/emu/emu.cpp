@@ -7,6 +7,7 @@
 // makes a signal-mask system call per switch, ~10x slower, and a warp
 // reduction switches hundreds of times per thread); elsewhere ucontext.
 #include <cstdio>
+#include <set>
 
 #include "cuda_runtime.h"
 
@@ -16,8 +17,21 @@ dim3 blockDim, gridDim;
 namespace emu {
 int g_sms = 4;
 int g_error = 0;
+int g_pending = 0;
+int g_device = 0, g_device_count = 2;
+unsigned g_max_grid_y = 65535;
 std::vector<double> g_shfl[2];
 std::vector<unsigned char> g_parity;
+
+namespace {
+std::set<cudaStream_t> g_capturing;
+bool g_inject_fault = false;
+}  // namespace
+bool capturing(cudaStream_t s) { return g_capturing.count(s) != 0; }
+void set_capturing(cudaStream_t s, bool on) {
+  if (on) g_capturing.insert(s);
+  else g_capturing.erase(s);
+}
 
 namespace {
 enum State { kRun, kWaitBlock, kWaitWarp, kDone };
@@ -169,10 +183,14 @@ void wait_warp() { wait(kWaitWarp); }
 
 void launch(dim3 grid, dim3 block, const std::function<void()>& body) {
   const unsigned n = block.x * block.y * block.z;
-  if (n == 0 || n > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 ||
-      grid.z > 65535) {
+  if (n == 0 || n > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
+      grid.x > 2147483647u || grid.y > g_max_grid_y || grid.z > 65535) {
     g_error = cudaErrorInvalidValue;  // what a real launch would reject
     return;
+  }
+  if (g_inject_fault) {  // the kernel "faults": its launch succeeds, a sync reports it
+    g_inject_fault = false;
+    g_pending = cudaErrorIllegalAddress;
   }
   blockDim = block;
   gridDim = grid;
@@ -197,3 +215,20 @@ void launch(dim3 grid, dim3 block, const std::function<void()>& body) {
       }
 }
 }  // namespace emu
+
+// Hooks for tests/test_kernels_cuda.py, called through ctypes on the loaded
+// module: set what the binding cannot (the current device, a grid limit, a
+// fault inside the next kernel) and read the current device back.
+extern "C" {
+void emu_set_device(int d) { emu::g_device = d; }
+int emu_get_device() { return emu::g_device; }
+void emu_set_max_grid_y(unsigned v) { emu::g_max_grid_y = v; }
+void emu_inject_fault() { emu::g_inject_fault = true; }
+void emu_reset() {
+  emu::g_error = emu::g_pending = 0;
+  emu::g_device = 0;
+  emu::g_max_grid_y = 65535;
+  emu::g_inject_fault = false;
+  emu::g_capturing.clear();
+}
+}
