@@ -337,7 +337,7 @@ def cmd_meta(args) -> int:
     results = run_meta(config, source, target, out_dir=args.out, log=_say(args))
     print(results.table())
     if args.out:
-        print(f"\nwritten to {args.out}: meta.json, meta.md, pretrained weights" + ", plot")
+        print(f"\nwritten to {args.out}: meta.json, meta.md, meta.png (with matplotlib), the pretrained weights")
     return 0
 
 
