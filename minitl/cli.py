@@ -3,6 +3,8 @@
     minitl info                                    version, kernels, CUDA, threads, data
     minitl pretrain --classes 0-4 --epochs 2 --out lenet04.safetensors
     minitl transfer --weights lenet04.safetensors --classes 5-9 --k 5,20,100 --seeds 3 --out runs/t
+    minitl transfer --source-dataset mnist --dataset emnist-letters --model mlp --k 5,20 --out runs/x
+    minitl meta --ways 3 --shots 5 --out runs/meta   Reptile and first-order MAML vs pretrain and scratch
     minitl demo                                    the whole story on Fashion-MNIST, < 10 min on 2 cores
 """
 from __future__ import annotations
@@ -74,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transfer", help="compare transfer strategies against scratch on target classes")
     _common_data(p)
     p.add_argument("--weights", help="pretrained weight file (from minitl pretrain or any LeNet/MLP)")
-    p.add_argument("--classes", default="5-9", help="target classes (default 5-9)")
+    p.add_argument("--classes", default=None,
+                   help="target classes (default 5-9; all classes when --source-dataset is another dataset)")
     p.add_argument("--strategies", default="scratch,features,finetune",
                    help="comma-separated strategy specs; see --list")
     p.add_argument("--k", default="5,20,100", help="examples per class, comma-separated (default 5,20,100)")
@@ -84,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="directory for results.{json,csv,md} and plots")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--list", action="store_true", help="list the strategies and exit")
+    _add_source_options(p)
 
     p = sub.add_parser("demo", help="the whole story on Fashion-MNIST (under 10 minutes on 2 cores)")
     p.add_argument("--out", default=os.path.join("runs", "demo"), help="output directory (default runs/demo)")
@@ -92,7 +96,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a one-minute smoke version (fewer steps and images)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="print only the table")
+    _add_per_seed(p)
+    _add_meta_parser(sub)
     return parser
+
+
+def _add_per_seed(p):
+    p.add_argument("--pretrain-per-seed", action=argparse.BooleanOptionalAction, default=True,
+                   help="seed s pretrains its own backbone with seed s (default); --no-pretrain-per-seed "
+                        "pretrains once and every seed reuses that one draw")
+
+
+def _add_source_options(p):
+    """``minitl transfer`` without --weights: pretrain inside the run, possibly on another dataset."""
+    p.add_argument("--source-dataset", default=None,
+                   help="pretrain on this dataset (e.g. mnist) instead of loading --weights; "
+                        "its input shape must match --dataset's")
+    p.add_argument("--source-classes", default=None,
+                   help="source classes (default: 0-4 on the same dataset, all classes on another one)")
+    p.add_argument("--model", default=None, help="model to pretrain with --source-dataset: lenet (default) or mlp")
+    p.add_argument("--pretrain-epochs", type=int, default=2, help="pretraining epochs (default 2)")
+    _add_per_seed(p)
 
 
 # ------------------------------------------------------------------------ info
@@ -174,18 +198,26 @@ def cmd_transfer(args) -> int:
         return 0
     merged = parse_strategy_list(args.strategies)
     needs_weights = any(s.split(":")[0] != SCRATCH for s in merged)
-    if needs_weights and not args.weights:
-        raise SystemExit("minitl transfer: --weights is required for strategies other than scratch")
-    target = _tasks(args, _classes_list(args.classes), args.limit)
-    sources, model = [], "lenet"
-    if args.weights:
+    if args.weights and args.source_dataset:
+        raise SystemExit("minitl transfer: give --weights or --source-dataset, not both")
+    if needs_weights and not (args.weights or args.source_dataset):
+        raise SystemExit("minitl transfer: --weights or --source-dataset is required for strategies other than "
+                         "scratch")
+    target = _tasks(args, _target_classes(args), args.limit)
+    sources, model = [], args.model or "lenet"
+    if args.source_dataset:
+        sources.append(Source(*_source_task(args)))
+    elif args.weights:
         state, meta = io.load_with_metadata(args.weights)
         model, _ = spec_from_state(state)
         name = meta.get("dataset") or os.path.splitext(os.path.basename(args.weights))[0]
         sources.append(Source(name, state=state, meta=meta))
+    # Inputs are scaled as the source's were in pretraining: the weights expect that scale.
+    scale = normalization(args.source_dataset or args.dataset)
     grid = Grid(sources=sources, targets=[target], strategies=merged, k_shots=_ints(args.k),
                 seeds=_seeds(args.seeds), model=model, steps=args.steps, batch_size=args.batch_size,
-                lr=args.lr, transform=normalization(args.dataset), device=args.device)
+                lr=args.lr, transform=scale, device=args.device, pretrain_per_seed=args.pretrain_per_seed,
+                pretrain_epochs=args.pretrain_epochs)
     trained_with = sources[0].meta.get("transform") if sources else None
     if trained_with and trained_with != repr(grid.transform):
         # Weights only transfer well when inputs are scaled as they were in pretraining.
@@ -199,9 +231,35 @@ def cmd_transfer(args) -> int:
     return 0
 
 
+def _target_classes(args):
+    """--classes, else 5-9 (the split setting) or, across datasets, every class of the target."""
+    if args.classes is not None:
+        return _classes_list(args.classes)
+    if args.source_dataset and args.source_dataset != args.dataset:
+        from .data.tasks import dataset_classes
+
+        return list(range(len(dataset_classes(args.dataset))))
+    return [5, 6, 7, 8, 9]
+
+
+def _source_task(args):
+    """``(name, task)`` of the pretraining source of ``minitl transfer --source-dataset``."""
+    from .data.tasks import dataset_classes, load_dataset, split_task
+
+    same = args.source_dataset == args.dataset
+    classes = (_classes_list(args.source_classes) if args.source_classes
+               else [0, 1, 2, 3, 4] if same else list(range(len(dataset_classes(args.source_dataset)))))
+    train, test = load_dataset(args.source_dataset, args.root, args.download)
+    task = split_task(train, test, classes, args.source_dataset, limit=args.limit)
+    return task.name, task
+
+
 # ------------------------------------------------------------------------- demo
-def demo_grid(source, target, quick: bool = False, device: str = "cpu"):
-    """The demo's configuration (budgets measured to finish in < 10 min on 2 CPU cores)."""
+def demo_grid(source, target, quick: bool = False, device: str = "cpu", per_seed: bool = True):
+    """The demo's configuration (budgets measured to finish in < 10 min on 2 CPU cores).
+
+    Each seed pretrains its own backbone (2 epochs, ~10 s on 2 cores) unless ``per_seed`` is False.
+    """
     from .data.tasks import normalization
     from .experiments import Grid, Source
 
@@ -211,7 +269,7 @@ def demo_grid(source, target, quick: bool = False, device: str = "cpu"):
                 steps=60 if quick else 300, batch_size=64, lr=0.01,
                 lr_by_strategy={"features": 0.1},  # a lone linear head takes a larger step (a linear probe)
                 pretrain_epochs=None if quick else 2, pretrain_steps=150 if quick else None,
-                transform=normalization("fashion-mnist"), device=device)
+                transform=normalization("fashion-mnist"), device=device, pretrain_per_seed=per_seed)
 
 
 def cmd_demo(args) -> int:
@@ -222,13 +280,15 @@ def cmd_demo(args) -> int:
     start = time.perf_counter()
     say = _say(args)
     source, target = fashion_split(args.root, args.download, limit=3000 if args.quick else None)
-    grid = demo_grid(source, target, args.quick, args.device)
+    grid = demo_grid(source, target, args.quick, args.device, args.pretrain_per_seed)
     if say:
         say(DEMO_NOTE + "\n")
         lrs = "".join(f", {s} {lr:g}" for s, lr in grid.lr_by_strategy.items())
         say(f"budget: {grid.steps} SGD steps per run (batch {grid.batch_size}, momentum {grid.momentum}, "
             f"lr {grid.lr:g}{lrs}); {len(grid.strategies)} strategies x {len(grid.k_shots)} k x "
-            f"{len(grid.seeds)} seeds\n")
+            f"{len(grid.seeds)} seeds; "
+            + ("one pretrained backbone per seed\n" if grid.pretrain_per_seed else "one pretrained backbone for "
+               "every seed\n"))
     results = run(grid, out_dir=args.out, log=say)
     print("\n" + results.table())
     flagged = results.flagged()
@@ -238,7 +298,51 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"info": cmd_info, "pretrain": cmd_pretrain, "transfer": cmd_transfer, "demo": cmd_demo}
+# ------------------------------------------------------------------------- meta
+def _add_meta_parser(sub):
+    p = sub.add_parser("meta", help="Reptile and first-order MAML vs pretrain-then-fine-tune and scratch on "
+                                    "few-shot tasks")
+    _common_data(p)
+    p.add_argument("--source-classes", default="0-4", help="classes of the meta-training tasks (default 0-4)")
+    p.add_argument("--classes", default="5-9", help="classes of the held-out test tasks (default 5-9)")
+    p.add_argument("--ways", type=int, default=3, help="classes per task (default 3)")
+    p.add_argument("--shots", type=int, default=5, help="support images per class (default 5)")
+    p.add_argument("--query", type=int, default=100, help="query images per class of a test task (default 100)")
+    p.add_argument("--methods", default="scratch,pretrain,reptile,fomaml",
+                   help="start points compared (default scratch,pretrain,reptile,fomaml)")
+    p.add_argument("--model", default="lenet", help="lenet (default) or mlp")
+    p.add_argument("--meta-iters", type=int, default=500, help="meta-training tasks per method (default 500)")
+    p.add_argument("--inner-steps", type=int, default=5, help="SGD steps on each meta-training task (default 5)")
+    p.add_argument("--tasks", type=int, default=20, help="held-out test tasks (default 20)")
+    p.add_argument("--adapt-steps", type=int, default=20, help="SGD steps on a test task's support (default 20)")
+    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate of every inner and adaptation loop")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="directory for meta.json, meta.md and the plot")
+    p.add_argument("--quick", action="store_true", help="a smoke run (few meta-iterations and tasks)")
+
+
+def cmd_meta(args) -> int:
+    """Meta-learn start points on source-class tasks; compare them on held-out tasks."""
+    from .data.tasks import normalization
+    from .experiments.meta import MetaConfig, run_meta
+
+    source = _tasks(args, _classes_list(args.source_classes), args.limit)
+    target = _tasks(args, _classes_list(args.classes), args.limit)
+    config = MetaConfig(ways=args.ways, shots=args.shots, query=args.query,
+                        methods=[m for m in args.methods.replace(" ", "").split(",") if m], model=args.model,
+                        meta_iters=20 if args.quick else args.meta_iters, inner_steps=args.inner_steps,
+                        tasks=4 if args.quick else args.tasks, adapt_steps=args.adapt_steps, lr=args.lr,
+                        seed=args.seed, batch_size=args.batch_size, transform=normalization(args.dataset),
+                        device=args.device)
+    results = run_meta(config, source, target, out_dir=args.out, log=_say(args))
+    print(results.table())
+    if args.out:
+        print(f"\nwritten to {args.out}: meta.json, meta.md, meta.png (with matplotlib), the pretrained weights")
+    return 0
+
+
+COMMANDS = {"info": cmd_info, "pretrain": cmd_pretrain, "transfer": cmd_transfer, "demo": cmd_demo,
+            "meta": cmd_meta}
 
 
 def main(argv=None) -> int:

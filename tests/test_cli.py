@@ -9,7 +9,7 @@ import pytest
 
 import minitl
 from minitl import cli, io
-from tiny_tasks import write_fake_fashion_mnist
+from tiny_tasks import write_fake_emnist, write_fake_fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,6 +73,57 @@ def test_tiny_transfer_run(weights, fake_root, tmp_path, capsys):
     assert len(data["runs"]) == 3 * 2 * 2 and data["config"]["model"] == "mlp:32"
     assert {r["n_test"] for r in data["runs"]} == {5 * 8}
     assert (out / "results.csv").exists() and (out / "results.md").exists()
+
+
+def test_transfer_from_another_dataset(tmp_path, monkeypatch, capsys):
+    # MNIST -> EMNIST letters, both fake: pretrained inside the run, one backbone per seed, a 26-class head.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("MINITL_DATA", raising=False)
+    root = tmp_path / "data"
+    write_fake_fashion_mnist(root / "mnist", n_train=6, n_test=2)  # 10 classes under MNIST's file names
+    write_fake_emnist(root)
+    out = tmp_path / "x"
+    code = cli.main(["transfer", "--source-dataset", "mnist", "--dataset", "emnist-letters", "--model", "mlp:16",
+                     "--root", str(root), "--strategies", "scratch,finetune", "--k", "2", "--seeds", "2",
+                     "--steps", "4", "--pretrain-epochs", "1", "--batch-size", "16", "--out", str(out), "--quiet",
+                     "--no-plots"])
+    assert code == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["config"]["sources"] == ["mnist[0-9]"] and data["config"]["targets"] == ["emnist-letters[0-25]"]
+    assert data["config"]["pretrain_per_seed"] is True and len(data["pretrain"]["mnist[0-9]"]["draws"]) == 2
+    assert {r["n_test"] for r in data["runs"]} == {26 * 2} and data["config"]["transform"].startswith("Normalize")
+    assert "emnist-letters[0-25]" in capsys.readouterr().out
+    # One draw for every seed when asked.
+    code = cli.main(["transfer", "--source-dataset", "mnist", "--dataset", "emnist-letters", "--model", "mlp:16",
+                     "--root", str(root), "--strategies", "finetune", "--k", "2", "--seeds", "2", "--steps", "2",
+                     "--pretrain-epochs", "1", "--out", str(tmp_path / "y"), "--quiet", "--no-plots",
+                     "--no-pretrain-per-seed"])
+    assert code == 0
+    data = json.loads((tmp_path / "y" / "results.json").read_text())
+    assert data["config"]["pretrain_per_seed"] is False and len(data["pretrain"]["mnist[0-9]"]["draws"]) == 1
+
+
+def test_transfer_across_datasets_of_other_shapes_fails_before_training():
+    from minitl.experiments.grid import Grid, Source, check_shapes
+    from minitl.data.tasks import Task
+    from tiny_tasks import synthetic_dataset
+
+    small = Task("a", synthetic_dataset(2, size=8), synthetic_dataset(2, size=8))
+    big = Task("b", synthetic_dataset(2, size=28), synthetic_dataset(2, size=28))
+    with pytest.raises(ValueError, match="transfer needs the same input shape"):
+        check_shapes(Grid(sources=[], targets=[], model="mlp"), [Source("a", task=small)], [big])
+
+
+def test_meta_command(fake_root, tmp_path, capsys):
+    out = tmp_path / "m"
+    code = cli.main(["meta", "--root", fake_root, "--model", "mlp:16", "--quick", "--ways", "2", "--shots", "2",
+                     "--query", "3", "--adapt-steps", "2", "--out", str(out), "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "held-out 2-way 2-shot tasks from fashion-mnist[5-9]" in printed and "| reptile − scratch |" in printed
+    data = json.loads((out / "meta.json").read_text())
+    assert len(data["tasks"]) == 4 and set(data["acc"]) == {"scratch", "pretrain", "reptile", "fomaml"}
+    assert all(set(t) <= set(range(5)) for t in data["tasks"])
 
 
 def test_transfer_lists_strategies(capsys):

@@ -149,19 +149,113 @@ def test_files_written(grid_run):
 def test_pretrained_weights_cached_with_provenance(grid_run, tiny):
     out, res = grid_run
     record = res.pretrain["synth[0-2]"]
-    assert record["cached"] is False
-    state, meta = io.load_with_metadata(record["path"])
-    assert meta["kind"] == "pretrain" and meta["dataset"] == "synth[0-2]" and json.loads(meta["seed"]) == 0
-    assert json.loads(meta["classes"]) == ["0", "1", "2"] and "minitl_version" in meta and "test_acc" in meta
-    assert spec_from_state(state) == ("mlp:16", 3)
+    assert record["per_seed"] is True and [d["seed"] for d in record["draws"]] == [0, 1]
+    for draw in record["draws"]:
+        assert draw["cached"] is False and draw["path"].endswith(f"-seed{draw['seed']}.safetensors")
+        state, meta = io.load_with_metadata(draw["path"])
+        assert meta["kind"] == "pretrain" and meta["dataset"] == "synth[0-2]"
+        assert json.loads(meta["seed"]) == draw["seed"]  # each backbone pretrained with its own seed
+        assert json.loads(meta["classes"]) == ["0", "1", "2"] and "minitl_version" in meta and "test_acc" in meta
+        assert spec_from_state(state) == ("mlp:16", 3)
     # The same grid again: the weights are reused and every number repeats exactly.
     again = run(_grid(tiny), out_dir=out, log=None, plots=False)
-    assert again.pretrain["synth[0-2]"]["cached"] is True
+    assert all(d["cached"] for d in again.pretrain["synth[0-2]"]["draws"])
     assert [r["acc"] for r in again.runs] == [r["acc"] for r in res.runs]
     # Other provenance (a different learning rate): trained again.
     other = run(_grid(tiny, pretrain_lr=0.02, k_shots=[2], seeds=[0], strategies=["finetune"]),
                 out_dir=out, log=None, plots=False)
-    assert other.pretrain["synth[0-2]"]["cached"] is False
+    assert other.pretrain["synth[0-2]"]["draws"][0]["cached"] is False
+
+
+def test_each_seed_transfers_from_its_own_backbone(grid_run):
+    out, res = grid_run
+    assert res.config["pretrain_per_seed"] is True and res.per_seed
+    for r in res.runs:
+        assert r["backbone"] == (None if r["strategy"] == "scratch" else r["seed"])
+    first, second = (io.load(d["path"]) for d in res.pretrain["synth[0-2]"]["draws"])
+    assert any(not np.array_equal(first[k], second[k]) for k in first)  # two different draws
+    # A features run starts from its seed's backbone: its frozen layer is that backbone's, bit for bit.
+    cell = res.cell("features", 4)
+    assert cell["backbones"] == 2
+
+
+def test_between_backbone_std_from_swapped_runs(grid_run):
+    _, res = grid_run
+    # Each transfer run once more on the other seed's backbone, all else equal (same sample and head).
+    assert len(res.swaps) == 2 * 2 * 2
+    by_key = {(r["strategy"], r["k"], r["seed"]): r for r in res.runs}
+    for s in res.swaps:
+        twin = by_key[(s["strategy"], s["k"], s["seed"])]
+        assert s["backbone"] == 1 - s["seed"] and s["sample"] == twin["sample"]
+    for c in res.cells:
+        if c["strategy"] == "scratch":
+            assert c["backbone_std"] is None and c["backbones"] == 0
+            continue
+        d = [by_key[(c["strategy"], c["k"], seed)]["acc"] - s["acc"] for seed in (0, 1)
+             for s in res.swaps if (s["strategy"], s["k"], s["seed"]) == (c["strategy"], c["k"], seed)]
+        assert c["backbone_std"] == pytest.approx(math.sqrt(sum(v * v for v in d) / 2 / 2), abs=1e-12)
+    assert "| backbone std |" in res.table()
+
+
+def test_one_pretraining_draw_when_asked(tiny, tmp_path):
+    res = run(_grid(tiny, pretrain_per_seed=False, k_shots=[2]), out_dir=tmp_path, log=None, plots=False)
+    record = res.pretrain["synth[0-2]"]
+    assert record["per_seed"] is False and len(record["draws"]) == 1
+    assert record["draws"][0]["path"].endswith("synth_0-2_-mlp_16.safetensors")
+    assert {r["backbone"] for r in res.runs if r["strategy"] != "scratch"} == {0}
+    assert res.swaps == [] and all(c["backbone_std"] is None for c in res.cells)
+    assert res.config["pretrain_per_seed"] is False
+
+
+def test_backbone_spread_arithmetic():
+    from minitl.experiments.report import backbone_spread
+
+    members = [dict(seed=0, acc=0.80, backbone=0), dict(seed=1, acc=0.70, backbone=1)]
+    swaps = [dict(seed=0, acc=0.76, backbone=1), dict(seed=1, acc=0.72, backbone=0)]
+    # differences 0.04 and -0.02: var_b = (0.0016 + 0.0004) / 2 / 2 = 0.0005
+    assert backbone_spread(members, swaps) == pytest.approx(math.sqrt(0.0005), abs=1e-12)
+    assert backbone_spread(members, []) is None
+    cells = summarize(_runs("scratch", [0.6, 0.7]) + [dict(m, source="s", target="tgt", strategy="finetune", k=5)
+                                                     for m in members],
+                      swaps=[dict(s, source="s", target="tgt", strategy="finetune", k=5) for s in swaps])
+    cell = cells[1]
+    assert cell["backbone_std"] == pytest.approx(math.sqrt(0.0005))
+    assert cell["backbone_share"] == pytest.approx(0.0005 / 0.005)  # std of (0.8, 0.7) is 0.0707: var 0.005
+
+
+def test_runs_record_cka_against_their_backbone(grid_run):
+    _, res = grid_run
+    for r in res.runs:
+        assert list(r["cka"]) == ["layers.0", "layers.2"] and all(0 <= v <= 1 + 1e-9 for v in r["cka"].values())
+    features = [r for r in res.runs if r["strategy"] == "features"]
+    assert all(r["cka"]["layers.0"] == pytest.approx(1.0, abs=1e-9) for r in features)  # frozen: unchanged
+    assert any(r["cka"]["layers.0"] < 1 - 1e-6 for r in res.runs if r["strategy"] == "finetune")
+    from minitl.experiments import cka_markdown
+
+    table = cka_markdown(res)
+    assert table.splitlines()[0] == "| layer | scratch | features | finetune |"
+    assert table.splitlines()[2].startswith("| layers.0 |") and "| 1.000 |" in table.splitlines()[2]
+
+
+def test_transfer_across_datasets_checks_shapes_and_rebuilds_the_head(tiny):
+    from minitl.data import ArrayDataset
+    from minitl.data.tasks import Task
+
+    source, target = tiny
+    other_train = synthetic_dataset(10, classes=4, size=8, seed=3)
+    inverted = ArrayDataset(255 - other_train.images, other_train.labels, name="Inverted")
+    other_test = synthetic_dataset(5, classes=4, size=8, seed=4)
+    other = Task("inverted", inverted, ArrayDataset(255 - other_test.images, other_test.labels, name="Inverted"))
+    res = run(_grid(tiny, targets=[other], k_shots=[2], seeds=[0]), log=None)  # 3 source classes, 4 target
+    assert {r["target"] for r in res.runs} == {"inverted"} and len(res.runs) == 3
+    wide = Task("wide", synthetic_dataset(4, classes=3, size=10), synthetic_dataset(2, classes=3, size=10))
+    lines = []
+    with pytest.raises(ValueError, match=r"inputs of shape \(1, 8, 8\), target wide has \(1, 10, 10\)"):
+        run(_grid(tiny, targets=[wide]), log=lines.append)
+    assert lines == []  # before any training
+    state = build_model("mlp:16", 3, (1, 10, 10)).state_dict()
+    with pytest.raises(ValueError, match="do not fit mlp:16"):
+        run(_grid(tiny, sources=[Source("given", state=state)]), log=None)
 
 
 def test_cached_features_match_training_through_the_frozen_backbone(tiny):
@@ -202,7 +296,8 @@ def test_ready_weights_skip_pretraining(tiny):
     source, target = tiny
     state = build_model("mlp:16", 3, source.shape).state_dict()
     res = run(_grid(tiny, sources=[Source("given", state=state)], k_shots=[2], seeds=[0]), log=None)
-    assert res.pretrain["given"]["cached"] is True
+    assert res.pretrain["given"] == dict(per_seed=False, draws=[res.pretrain["given"]["draws"][0]])
+    assert res.pretrain["given"]["draws"][0]["cached"] is True and not res.swaps
     assert {r["source"] for r in res.runs} == {None, "given"}
 
 
@@ -232,7 +327,7 @@ def test_parse_classes():
 def test_plots_written(grid_run, tmp_path):
     _, res = grid_run
     paths = res.write(tmp_path, plots=True)
-    for name in ("accuracy_vs_k.png", "learning_curves.png", "weight_drift.png"):
+    for name in ("accuracy_vs_k.png", "learning_curves.png", "weight_drift.png", "cka.png"):
         png = tmp_path / name
         assert str(png) in paths and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -38,3 +38,15 @@ def write_fake_fashion_mnist(root, n_train: int = 20, n_test: int = 10) -> str:
         write_idx(os.path.join(root, f"{prefix}-images-idx3-ubyte.gz"), images[:, 0])
         write_idx(os.path.join(root, f"{prefix}-labels-idx1-ubyte.gz"), labels.astype(np.uint8))
     return os.fspath(root)
+
+
+def write_fake_emnist(root, split: str = "letters", classes: int = 26, n_train: int = 3, n_test: int = 2) -> str:
+    """Write a tiny EMNIST split into ``root/emnist`` as NIST stores it (images transposed, letters from 1)."""
+    folder = os.path.join(root, "emnist")
+    os.makedirs(folder, exist_ok=True)
+    first = 1 if split == "letters" else 0
+    for part, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+        images, labels = synthetic_images(n, classes=classes, size=28, seed=seed)
+        write_idx(os.path.join(folder, f"emnist-{split}-{part}-images-idx3-ubyte.gz"), images[:, 0].transpose(0, 2, 1))
+        write_idx(os.path.join(folder, f"emnist-{split}-{part}-labels-idx1-ubyte.gz"), (labels + first).astype(np.uint8))
+    return os.fspath(root)

@@ -39,12 +39,30 @@ def sha256_of(path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def md5_of(path, chunk: int = 1 << 20) -> str:
+    """The MD5 hex digest of a file (only to match a digest published as MD5)."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def unverified_allowed(allow_unverified: bool | None = None) -> bool:
+    """Whether a file with no published checksum may be downloaded: the argument, else $MINITL_ALLOW_UNVERIFIED."""
+    if allow_unverified is not None:
+        return bool(allow_unverified)
+    return os.environ.get("MINITL_ALLOW_UNVERIFIED", "") not in ("", "0")
+
+
 def download_file(url: str, dest, sha256: str | None = None, progress: bool | None = None,
-                  timeout: float = 30.0) -> str:
+                  timeout: float = 30.0, md5: str | None = None) -> str:
     """Fetch ``url`` into ``dest`` and return ``dest``.
 
     ``sha256``: the expected hex digest; a mismatch raises ``ChecksumError`` and
-    nothing is kept. ``None`` means unverified (a note goes to stderr).
+    nothing is kept. ``md5``: checked the same way when no SHA-256 is given
+    (the SHA-256 found is then printed, so it can be pinned). Neither means
+    unverified (a note goes to stderr).
     ``progress``: True/False, or None for "only when stderr is a terminal"; the
     bar is tqdm's when tqdm is installed (the ``progress`` extra), else one line.
     A network failure or a connection closed before the announced length raises
@@ -63,7 +81,12 @@ def download_file(url: str, dest, sha256: str | None = None, progress: bool | No
             raise ChecksumError(
                 f"{url}: SHA-256 mismatch: expected {sha256}, found {digest}; the file was not kept"
             )
-        if sha256 is None:
+        if sha256 is None and md5 is not None:
+            found = md5_of(tmp)
+            if found != md5.lower():
+                raise ChecksumError(f"{url}: MD5 mismatch: expected {md5}, found {found}; the file was not kept")
+            print(f"minitl: {url} verified by its published MD5; its SHA-256 is {digest}", file=sys.stderr)
+        elif sha256 is None:
             print(f"minitl: {url} has no published checksum; downloaded unverified "
                   f"(sha256 {digest})", file=sys.stderr)
         os.replace(tmp, dest)
@@ -114,24 +137,30 @@ def _stream(url: str, out, progress, timeout: float, label: str) -> str:
 
 
 def fetch(info: DatasetInfo, dest_dir, progress: bool | None = None,
-          files: tuple[RemoteFile, ...] | None = None) -> list[str]:
+          files: tuple[RemoteFile, ...] | None = None, allow_unverified: bool | None = None) -> list[str]:
     """Download ``info``'s files into ``dest_dir``, trying each mirror in turn.
 
     Files already there whose checksum matches are kept as they are. Raises
     ``DownloadError`` listing every URL tried and why it failed when a file
-    could not be had from any mirror. Returns the paths of the files.
+    could not be had from any mirror. A file with neither a SHA-256 nor an MD5
+    in the catalog is refused (``DownloadError``) unless ``allow_unverified``
+    is True (default: ``$MINITL_ALLOW_UNVERIFIED=1``). Returns the paths.
     """
     paths = []
     for remote in files if files is not None else info.remote:
+        if remote.sha256 is None and remote.md5 is None and not unverified_allowed(allow_unverified):
+            raise DownloadError(f"{remote.name} of {info.title} has no published checksum; refusing to download it "
+                                f"unverified (allow it with MINITL_ALLOW_UNVERIFIED=1, or fetch it yourself)")
         dest = os.path.join(os.fspath(dest_dir), remote.name)
-        if os.path.isfile(dest) and remote.sha256 and sha256_of(dest) == remote.sha256:
+        if os.path.isfile(dest) and (remote.sha256 and sha256_of(dest) == remote.sha256
+                                     or not remote.sha256 and remote.md5 and md5_of(dest) == remote.md5):
             paths.append(dest)
             continue
         failures = []
         for base in info.mirrors:
             url = base.rstrip("/") + "/" + remote.name
             try:
-                paths.append(download_file(url, dest, remote.sha256, progress))
+                paths.append(download_file(url, dest, remote.sha256, progress, md5=remote.md5))
                 break
             except (DownloadError, ChecksumError) as exc:
                 failures.append(str(exc))

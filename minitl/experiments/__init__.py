@@ -1,7 +1,8 @@
-"""Experiments: the scratch-vs-transfer grid, its report, statistics and plots."""
-from . import plots, stats
+"""Experiments: the scratch-vs-transfer grid, its report, statistics and plots, and meta-learning runs."""
+from . import meta, plots, stats
 from .grid import Grid, Source, pretrain, run, run_one
-from .report import Results, markdown_table, summarize
+from .meta import MetaConfig, MetaResults, run_meta
+from .report import Results, cka_markdown, markdown_table, summarize
 
 __all__ = ["Grid", "Source", "run", "run_one", "pretrain", "Results", "summarize", "markdown_table", "stats",
-           "plots"]
+           "plots", "meta", "MetaConfig", "MetaResults", "run_meta", "cka_markdown"]

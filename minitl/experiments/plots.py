@@ -7,6 +7,9 @@
 - ``weight_drift.png``: per-layer relative drift ||W - W0|| / ||W0|| after
   training (weight and bias together; W0: the weights training started from),
   mean over seeds, at the largest k; a frozen layer shows as zero.
+- ``cka.png``: per-layer linear CKA between the pretrained and the trained
+  model on the probe set, a layer x strategy heat-map, mean over seeds at the
+  largest k (1: the layer computes what it computed before training).
 
 matplotlib is imported only here and only when plotting, with the ``Agg``
 backend (files, no display), so minitl never needs it to train.
@@ -40,7 +43,7 @@ def _pyplot():
 
 
 def write_plots(results, out_dir, quiet: bool = False) -> list[str]:
-    """Write the three PNGs for ``results`` into ``out_dir``; return their paths.
+    """Write the PNGs for ``results`` into ``out_dir``; return their paths.
 
     Without matplotlib, print one line saying how to get it and return [].
     """
@@ -51,7 +54,8 @@ def write_plots(results, out_dir, quiet: bool = False) -> list[str]:
     paths = []
     for name, draw in (("accuracy_vs_k.png", plot_accuracy_vs_k),
                        ("learning_curves.png", plot_learning_curves),
-                       ("weight_drift.png", plot_weight_drift)):
+                       ("weight_drift.png", plot_weight_drift),
+                       ("cka.png", plot_cka)):
         fig = draw(results, plt)
         if fig is None:
             continue
@@ -177,5 +181,75 @@ def plot_weight_drift(results, plt):
     ax.set_title(f"per-layer weight drift on {target}, k = {k} (0 = frozen)", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cka(results, plt):
+    """Layer x strategy heat-map of the mean CKA (pretrained vs trained) at the largest k."""
+    found = results.cka_matrix()  # a Results method: plots never imports report (report imports plots)
+    if found is None:
+        return None
+    layers, strategies, matrix = found
+    k = max(r["k"] for r in results.runs if r.get("cka"))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(strategies), 1.2 + 0.45 * len(layers)))
+    image = ax.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for i in range(len(layers)):
+        for j in range(len(strategies)):
+            v = matrix[i, j]
+            ax.text(j, i, "n/a" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if not np.isnan(v) and v < 0.6 else "black")
+    ax.set_xticks(range(len(strategies)))
+    ax.set_xticklabels(strategies, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(layers)))
+    ax.set_yticklabels(layers, fontsize=8)
+    ax.set_title(f"linear CKA, pretrained vs trained, k = {k}", fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.05)
+    fig.tight_layout()
+    return fig
+
+
+def write_meta_plot(results, out_dir, quiet: bool = False) -> list[str]:
+    """``meta.png`` for a :class:`~minitl.experiments.meta.MetaResults`; [] (and one line) without matplotlib."""
+    if not matplotlib_available():
+        print(INSTALL_HINT, file=sys.stderr if quiet else sys.stdout)
+        return []
+    plt = _pyplot()
+    fig = plot_meta(results, plt)
+    path = os.path.join(out_dir, "meta.png")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return [path]
+
+
+def plot_meta(results, plt):
+    """Left: query accuracy per start point (mean, CI bar, one dot per task); right: paired differences."""
+    summary, diffs = results.summary(), results.differences()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), squeeze=False)
+    ax = axes[0][0]
+    methods = list(summary)
+    for i, m in enumerate(methods):
+        s = summary[m]
+        values = 100 * np.asarray(results.acc[m])
+        ax.scatter(np.full(len(values), i) + np.linspace(-0.15, 0.15, len(values)), values, s=8, alpha=0.4)
+        err = None if not np.isfinite(s.lo) else [[100 * (s.mean - s.lo)], [100 * (s.hi - s.mean)]]
+        ax.errorbar([i], [100 * s.mean], yerr=err, fmt="o", color="black", capsize=5)
+    ax.set_xticks(range(len(methods)))
+    ax.set_xticklabels(methods)
+    ax.set_ylabel("query accuracy %")
+    level = f"{100 * results.confidence:g}%"
+    ax.set_title(f"held-out tasks ({level} CI)", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    ax = axes[0][1]
+    names = [f"{a} − {b}" for a, b in diffs]
+    for i, d in enumerate(diffs.values()):
+        err = None if not np.isfinite(d.lo) else [[100 * (d.mean - d.lo)], [100 * (d.hi - d.mean)]]
+        ax.errorbar([100 * d.mean], [i], xerr=err, fmt="o", color="black", capsize=5)
+    ax.axvline(0, color="grey", linewidth=1)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.set_xlabel("paired difference, points")
+    ax.set_title("paired by task", fontsize=10)
+    ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig
