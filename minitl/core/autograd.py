@@ -28,43 +28,64 @@ def _topological_order(root):
     return order
 
 
+def _chain(root):
+    """The nodes from ``root`` down, when each has at most one interior parent
+    (a chain, the shape of most training graphs); None otherwise."""
+    order = []
+    node = root
+    while node is not None:
+        order.append(node)
+        nxt = None
+        for p in node._parents:
+            if p is not None and p._fn is not None:
+                if nxt is not None:
+                    return None
+                nxt = p
+        node = nxt
+    return order
+
+
 def run_backward(root, grad, retain_graph: bool = False) -> None:
     """Propagate ``grad`` from ``root`` to every leaf that requires a gradient."""
     if root._fn is None:  # a leaf: its gradient is the seed itself
         _accumulate(root, grad)
         return
-    order = _topological_order(root)
+    # A chain needs no topological sort: its order is the walk down from the root.
+    chain = _chain(root)
+    order = chain if chain is not None else _topological_order(root)[::-1]
     grads = {id(root): grad}
-    for node in reversed(order):
-        g = grads.pop(id(node), None)
-        if g is None:
-            continue
-        ctx = node._ctx
-        if ctx.freed:
-            raise RuntimeError(
-                f"trying to backward through the graph a second time ({node._fn.__name__} "
-                "was already freed); pass retain_graph=True to the first backward()"
-            )
-        with no_grad():
-            in_grads = node._fn.backward(ctx, g)
-        if not isinstance(in_grads, tuple):
-            in_grads = (in_grads,)
-        for parent, pg in zip(node._parents, in_grads):
-            if parent is None or pg is None:
+    # One grad-mode switch for the whole walk, not one per node.
+    with no_grad():
+        for node in order:
+            g = grads.pop(id(node), None)
+            if g is None:
                 continue
-            if pg.shape != parent.shape:
+            ctx = node._ctx
+            fn = node._fn
+            if ctx.freed:
                 raise RuntimeError(
-                    f"{node._fn.__name__}.backward returned a gradient of shape {pg.shape} "
-                    f"for an input of shape {parent.shape}"
+                    f"trying to backward through the graph a second time ({fn.__name__} "
+                    "was already freed); pass retain_graph=True to the first backward()"
                 )
-            if parent._fn is None:
-                _accumulate(parent, pg)
-            elif id(parent) in grads:
-                grads[id(parent)] = grads[id(parent)] + pg
-            else:
-                grads[id(parent)] = pg
-        if not retain_graph:
-            ctx.free()
+            in_grads = fn.backward(ctx, g)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            for parent, pg in zip(node._parents, in_grads):
+                if parent is None or pg is None:
+                    continue
+                if pg.shape != parent.data.shape:
+                    raise RuntimeError(
+                        f"{fn.__name__}.backward returned a gradient of shape {pg.shape} "
+                        f"for an input of shape {parent.shape}"
+                    )
+                if parent._fn is None:
+                    _accumulate(parent, pg)
+                elif id(parent) in grads:
+                    grads[id(parent)] = grads[id(parent)] + pg
+                else:
+                    grads[id(parent)] = pg
+            if not retain_graph:
+                ctx.free()
 
 
 def _accumulate(leaf, g) -> None:

@@ -68,12 +68,16 @@ def normalize_device(device) -> str:
 
 def is_cupy_array(a) -> bool:
     """True for a CuPy ndarray, without importing CuPy."""
-    return type(a).__module__.startswith("cupy")
+    # A NumPy array is the common case: told by its type, with no string work.
+    return type(a) is not _ndarray and type(a).__module__.startswith("cupy")
 
 
 def device_of(a) -> str:
     """``'cuda'`` for CuPy arrays, ``'cpu'`` otherwise."""
-    return "cuda" if is_cupy_array(a) else "cpu"
+    return "cpu" if type(a) is _ndarray else ("cuda" if type(a).__module__.startswith("cupy") else "cpu")
+
+
+_ndarray = np.ndarray
 
 
 def xp_for(device: str):

@@ -8,7 +8,10 @@ The ops themselves live in :mod:`minitl.ops`.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import grad_mode
+from .backend import device_of
 from .tensor import Tensor
 
 
@@ -45,26 +48,47 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run forward on the inputs' arrays and link the result into the graph."""
+        # One pass over the inputs: unwrap, check the device, note who needs a
+        # gradient (this runs for every op, so it is written for the common case:
+        # NumPy arrays, told apart by their type alone).
         device = None
         arrays = []
+        needs = []
+        parents = []
+        track = False
         for a in args:
             if isinstance(a, Tensor):
+                data = a.data
+                if type(a) is Tensor or type(a).device is _ARRAY_DEVICE:
+                    d = "cpu" if type(data) is _ndarray else device_of(data)
+                else:
+                    d = a.device  # a subclass that defines its own device
                 if device is None:
-                    device = a.device
-                elif a.device != device:
+                    device = d
+                elif d != device:
                     raise RuntimeError(
                         f"{cls.__name__}: expected all tensors on one device, "
-                        f"found '{device}' and '{a.device}'; move them with .to(device)"
+                        f"found '{device}' and '{d}'; move them with .to(device)"
                     )
-                arrays.append(a.data)
+                arrays.append(data)
+                r = a.requires_grad
+                needs.append(r)
+                parents.append(a if r else None)
+                track = track or r
             else:
                 arrays.append(a)
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        track = grad_mode._grad_enabled and any(needs)
-        ctx = Context(needs)
-        out = Tensor._make(cls.forward(ctx, *arrays, **kwargs), requires_grad=track)
+                needs.append(False)
+                parents.append(None)
+        track = track and grad_mode._grad_enabled
+        ctx = Context(tuple(needs))
+        out = _make(cls.forward(ctx, *arrays, **kwargs), track)
         if track:
             out._fn = cls
             out._ctx = ctx
-            out._parents = tuple(a if n else None for a, n in zip(args, needs))
+            out._parents = tuple(parents)
         return out
+
+
+_ndarray = np.ndarray
+_ARRAY_DEVICE = Tensor.device  # the property: the device is the array's
+_make = Tensor._make

@@ -3,6 +3,7 @@ Sequential can run "layer then ReLU" as one fused kernel call."""
 from __future__ import annotations
 
 from . import functional as F
+from .fused_chain import run_linear_chain
 from .init import bias_uniform, kaiming_uniform
 from .module import Module
 from .parameter import Parameter
@@ -166,20 +167,61 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        layers = list(self._modules.values())
-        i = 0
-        while i < len(layers):
-            layer, fused = layers[i], 1
-            kwargs = {}
-            # Layer + activation (+ non-overlapping max-pool after a conv) run as one
-            # fused kernel call; the modules and the state_dict are unchanged.
-            if isinstance(layer, _FUSABLE):
-                nxt = layers[i + 1] if i + 1 < len(layers) else None
-                if type(nxt) in _ACTIVATIONS:
-                    kwargs["activation"], fused = nxt.activation, 2
-                after = layers[i + fused] if i + fused < len(layers) else None
-                if isinstance(layer, Conv2d) and _is_tiling_max_pool(after):
-                    kwargs["pool"], fused = after.kernel_size, fused + 1
-            x = layer(x, **kwargs)
-            i += fused
+        for layer, kwargs, chain in self._fused_plan():
+            x = run_linear_chain(x, chain) if chain is not None else layer(x, **kwargs)
         return x
+
+    def _fused_plan(self):
+        """The fused steps ``(layer, kwargs, chain)`` for the current layers, computed
+        once and kept until a layer is replaced, added or removed (or a max-pool's
+        window changes): the per-call cost is one tuple comparison."""
+        layers = tuple(self._modules.values())
+        key = (layers, tuple((m.kernel_size, m.stride) for m in layers if type(m) is MaxPool2d))
+        cached = self.__dict__.get("_plan_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        plan = _chain_linears(_fuse_steps(list(layers)))
+        object.__setattr__(self, "_plan_cache", (key, plan))
+        return plan
+
+
+def _fuse_steps(layers):
+    """[(layer, kwargs)]: each Linear/Conv2d with the activation (and, after a conv,
+    the non-overlapping max-pool) that follows it, as one fused kernel call; the
+    modules and the state_dict are unchanged."""
+    steps, i = [], 0
+    while i < len(layers):
+        layer, fused = layers[i], 1
+        kwargs = {}
+        if isinstance(layer, _FUSABLE):
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            if type(nxt) in _ACTIVATIONS:
+                kwargs["activation"], fused = nxt.activation, 2
+            after = layers[i + fused] if i + fused < len(layers) else None
+            if isinstance(layer, Conv2d) and _is_tiling_max_pool(after):
+                kwargs["pool"], fused = after.kernel_size, fused + 1
+        steps.append((layer, kwargs))
+        i += fused
+    return steps
+
+
+def _chain_linears(steps):
+    """[(layer, kwargs, chain)]: two or more consecutive plain Linear steps become one
+    ``chain`` of (Linear, activation), run by :func:`run_linear_chain`."""
+    plan, run = [], []
+
+    def close():
+        if len(run) >= 2:
+            plan.append((None, None, [(layer, kw.get("activation")) for layer, kw in run]))
+        else:
+            plan.extend((layer, kw, None) for layer, kw in run)
+        run.clear()
+
+    for layer, kwargs in steps:
+        if type(layer) is Linear:
+            run.append((layer, kwargs))
+        else:
+            close()
+            plan.append((layer, kwargs, None))
+    close()
+    return plan
