@@ -176,7 +176,10 @@ class Sequential(Module):
         once and kept until a layer is replaced, added or removed (or a max-pool's
         window changes): the per-call cost is one tuple comparison."""
         layers = tuple(self._modules.values())
-        key = (layers, tuple((m.kernel_size, m.stride) for m in layers if type(m) is MaxPool2d))
+        # A forward set on an instance (a hook, as transfer.cka sets) must run: such a
+        # layer is never chained, and setting or removing one changes the key.
+        key = (layers, tuple((m.kernel_size, m.stride) for m in layers if type(m) is MaxPool2d),
+               tuple("forward" in m.__dict__ for m in layers))
         cached = self.__dict__.get("_plan_cache")
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -218,7 +221,7 @@ def _chain_linears(steps):
         run.clear()
 
     for layer, kwargs in steps:
-        if type(layer) is Linear:
+        if type(layer) is Linear and "forward" not in layer.__dict__:
             run.append((layer, kwargs))
         else:
             close()
