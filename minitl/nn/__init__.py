@@ -3,9 +3,12 @@ from . import functional, init
 from .layers import (AvgPool2d, Conv2d, Dropout, Flatten, Identity, Linear, MaxPool2d, ReLU, Sequential,
                      Sigmoid, Tanh)
 from .module import LoadReport, Module
+from .norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d
 from .parameter import Parameter
 
 __all__ = [
     "functional", "init", "Module", "Parameter", "LoadReport", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d",
     "ReLU", "Tanh", "Sigmoid", "Flatten", "Dropout", "Identity", "Sequential",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
 ]
