@@ -91,12 +91,17 @@ class ResNet(Classifier):
             stage += [block(inplanes, planes) for _ in range(1, blocks)]
             setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.num_features = inplanes
+        self._num_features = inplanes
         self.fc = nn.Linear(inplanes, num_classes)
 
     @property
     def head(self):
         return self.fc
+
+    @property
+    def num_features(self) -> int:
+        """Width of the pooled representation: 8 * width * expansion."""
+        return self._num_features
 
     def forward_features(self, x):
         """The pooled (N, num_features) representation the head reads."""
@@ -108,7 +113,7 @@ class ResNet(Classifier):
 
     def reset_classifier(self, num_classes: int):
         """A fresh Linear(num_features, num_classes) as ``fc``."""
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.fc = nn.Linear(self._num_features, num_classes)
         self.num_classes = num_classes
         return self
 

@@ -181,9 +181,13 @@ class Module:
 
     # ---------------------------------------------------------------- modes
     def train(self, mode: bool = True):
-        """Training mode (dropout active); returns self."""
+        """Training mode (dropout active, BatchNorm on batch statistics); returns self.
+
+        A module with ``eval_locked = True`` (a frozen BatchNorm, see
+        ``minitl.transfer.batchnorm``) stays in eval mode whatever ``mode`` says.
+        """
         for m in self.modules():
-            object.__setattr__(m, "training", mode)
+            object.__setattr__(m, "training", bool(mode) and not m.__dict__.get("eval_locked", False))
         return self
 
     def eval(self):
