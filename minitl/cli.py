@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="train a model on some classes and save its weights")
     _common_data(p)
     p.add_argument("--classes", default="0-4", help="source classes, e.g. 0-4 or 0,2,4 (default 0-4)")
-    p.add_argument("--model", default="lenet", help="lenet (default), mlp or mlp:H1,H2")
+    p.add_argument("--model", default="lenet", help="lenet (default), mlp, mlp:H1,H2, resnet18|34|50 or "
+                   "resnet18:width=16 (options width=N, small_input=0|1)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--epochs", type=int, default=None, help="passes over the data (default 2)")
     group.add_argument("--steps", type=int, default=None, help="optimizer steps instead of epochs")
@@ -73,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("transfer", help="compare transfer strategies against scratch on target classes")
     _common_data(p)
-    p.add_argument("--weights", help="pretrained weight file (from minitl pretrain or any LeNet/MLP)")
+    p.add_argument("--weights", help="pretrained weight file (from minitl pretrain or any LeNet/MLP/ResNet)")
+    p.add_argument("--model", default=None, help="model spec (default: read off --weights, else lenet), "
+                   "e.g. resnet18:width=16")
     p.add_argument("--classes", default="5-9", help="target classes (default 5-9)")
     p.add_argument("--strategies", default="scratch,features,finetune",
                    help="comma-separated strategy specs; see --list")
@@ -177,10 +180,10 @@ def cmd_transfer(args) -> int:
     if needs_weights and not args.weights:
         raise SystemExit("minitl transfer: --weights is required for strategies other than scratch")
     target = _tasks(args, _classes_list(args.classes), args.limit)
-    sources, model = [], "lenet"
+    sources, model = [], args.model or "lenet"
     if args.weights:
         state, meta = io.load_with_metadata(args.weights)
-        model, _ = spec_from_state(state)
+        model = args.model or spec_from_state(state)[0]
         name = meta.get("dataset") or os.path.splitext(os.path.basename(args.weights))[0]
         sources.append(Source(name, state=state, meta=meta))
     grid = Grid(sources=sources, targets=[target], strategies=merged, k_shots=_ints(args.k),
