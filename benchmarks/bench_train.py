@@ -1,4 +1,4 @@
-"""Training and inference throughput of LeNet and the MLP on every kernel path.
+"""Training and inference throughput of LeNet, the MLP and ResNet-18 on every kernel path.
 
 One run prints, for each model and batch size, the samples/s of
 
@@ -17,6 +17,11 @@ noise of a shared machine.
     python benchmarks/bench_train.py                    # CPU, batch 64 and 256
     python benchmarks/bench_train.py --quick            # smoke run, a few steps
     python benchmarks/bench_train.py --device cuda --batch 256 1024
+    python benchmarks/bench_train.py --models resnet18 --batch 64 128   # width=16, small_input, 1x32x32
+
+``resnet18`` is ``resnet18(width=16, small_input=True)`` on 1x32x32 inputs
+(Fashion-MNIST padded to 32x32); its ``frozen`` mode freezes everything but
+``fc``, with the frozen BatchNorm layers eval-locked as ``prepare`` does.
 """
 from __future__ import annotations
 
@@ -33,15 +38,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import minitl  # noqa: E402
 import minitl.nn.functional as F  # noqa: E402
 from minitl import optim  # noqa: E402
-from minitl.models import MLP, LeNet  # noqa: E402
+from minitl.models import MLP, LeNet, resnet18  # noqa: E402
+from minitl.transfer.batchnorm import lock_batchnorm  # noqa: E402
 
 MODES = ("train", "infer", "frozen")
-BACKBONE = {"lenet": "features", "mlp": None}  # None: everything but the head
+BACKBONE = {"lenet": "features", "mlp": None, "resnet18": None}  # None: everything but the head
+INPUT = {"lenet": (1, 28, 28), "mlp": (1, 28, 28), "resnet18": (1, 32, 32)}
 
 
 def make_model(name: str, device: str):
     minitl.manual_seed(0)
-    model = LeNet() if name == "lenet" else MLP()
+    if name == "resnet18":
+        model = resnet18(num_classes=10, in_chans=1, width=16, small_input=True)
+    else:
+        model = LeNet() if name == "lenet" else MLP()
     return model.to(device) if device != "cpu" else model
 
 
@@ -52,6 +62,7 @@ def freeze_backbone(model, name: str) -> None:
     else:
         head = {id(p) for p in model.head.parameters()}
         model.freeze([n for n, p in model.named_parameters() if id(p) not in head])
+    lock_batchnorm(model)  # frozen BatchNorm stays in eval mode, as transfer.prepare does
 
 
 def _sync(device: str):
@@ -66,13 +77,15 @@ def measure(name: str, mode: str, batch: int, device: str, steps: int, warmup: i
             repeats: int) -> float:
     """Samples per second of one (model, mode, batch) on the current kernel path."""
     rng = np.random.default_rng(0)
-    x_np = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    x_np = rng.standard_normal((batch,) + INPUT[name]).astype(np.float32)
     y_np = rng.integers(0, 10, batch).astype(np.int64)
     x = minitl.tensor(x_np, device=device)
     y = minitl.tensor(y_np, device=device)
     model = make_model(name, device)
     if mode == "frozen":
         freeze_backbone(model, name)
+    if mode == "infer":
+        model.eval()  # BatchNorm on its running statistics (LeNet and the MLP have no mode-dependent layer)
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     sync = _sync(device)
 
@@ -132,7 +145,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--batch", type=int, nargs="+", default=[64, 256])
-    ap.add_argument("--models", nargs="+", default=["lenet", "mlp"], choices=("lenet", "mlp"))
+    ap.add_argument("--models", nargs="+", default=["lenet", "mlp"], choices=("lenet", "mlp", "resnet18"))
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     ap.add_argument("--steps", type=int, default=None, help="timed steps per window")
     ap.add_argument("--warmup", type=int, default=None)

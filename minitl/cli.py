@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="train a model on some classes and save its weights")
     _common_data(p)
     p.add_argument("--classes", default="0-4", help="source classes, e.g. 0-4 or 0,2,4 (default 0-4)")
-    p.add_argument("--model", default="lenet", help="lenet (default), mlp or mlp:H1,H2")
+    p.add_argument("--model", default="lenet", help="lenet (default), mlp, mlp:H1,H2, resnet18|34|50 or "
+                   "resnet18:width=16 (options width=N, small_input=0|1)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--epochs", type=int, default=None, help="passes over the data (default 2)")
     group.add_argument("--steps", type=int, default=None, help="optimizer steps instead of epochs")
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("transfer", help="compare transfer strategies against scratch on target classes")
     _common_data(p)
-    p.add_argument("--weights", help="pretrained weight file (from minitl pretrain or any LeNet/MLP)")
+    p.add_argument("--weights", help="pretrained weight file (from minitl pretrain or any LeNet/MLP/ResNet)")
     p.add_argument("--classes", default=None,
                    help="target classes (default 5-9; all classes when --source-dataset is another dataset)")
     p.add_argument("--strategies", default="scratch,features,finetune",
@@ -114,7 +115,8 @@ def _add_source_options(p):
                         "its input shape must match --dataset's")
     p.add_argument("--source-classes", default=None,
                    help="source classes (default: 0-4 on the same dataset, all classes on another one)")
-    p.add_argument("--model", default=None, help="model to pretrain with --source-dataset: lenet (default) or mlp")
+    p.add_argument("--model", default=None, help="model spec: read off --weights by default, else lenet; "
+                   "lenet, mlp, mlp:H1,H2 or resnet18|34|50[:width=16]")
     p.add_argument("--pretrain-epochs", type=int, default=2, help="pretraining epochs (default 2)")
     _add_per_seed(p)
 
@@ -209,7 +211,7 @@ def cmd_transfer(args) -> int:
         sources.append(Source(*_source_task(args)))
     elif args.weights:
         state, meta = io.load_with_metadata(args.weights)
-        model, _ = spec_from_state(state)
+        model = args.model or spec_from_state(state)[0]
         name = meta.get("dataset") or os.path.splitext(os.path.basename(args.weights))[0]
         sources.append(Source(name, state=state, meta=meta))
     # Inputs are scaled as the source's were in pretraining: the weights expect that scale.

@@ -47,9 +47,17 @@ def names(groups):
     ("layers:1:finetune:lr_mult=0.1", "layers", {"n": 1, "mode": "finetune", "lr_mult": 0.1},
      "layers:1:finetune:lr_mult=0.1"),
     ("structure", "structure", {}, "structure"),
+    ("finetune:bn=frozen", "finetune", {"lr_mult": 1.0, "bn": "frozen"}, "finetune:bn=frozen"),
+    ("features:head=mlp1024d0.5,opt=adam", "features", {"train_bn": 0, "head": "mlp1024d0.5", "opt": "adam"},
+     "features:head=mlp1024d0.5,opt=adam"),
+    ("features:train_bn=1", "features", {"train_bn": 1}, "features:train_bn=1"),
 ])
 def test_parse_strategy(spec, kind, options, name):
     s = parse_strategy(spec)
+    # The BatchNorm options and the options every strategy takes, at their defaults unless given.
+    extra = {"finetune": {"bn": "train"}, "gradual": {"train_bn": 0}, "layers": {"train_bn": 0},
+             "features": {"train_bn": 0}}.get(kind, {})
+    options = {**extra, "head": "linear", "opt": "default", **options}
     assert (s.kind, s.options, s.name, str(s)) == (kind, options, name, name)
     assert parse_strategy(s.name) == s and parse_strategy(s) is s
 
@@ -74,6 +82,14 @@ def test_canonical_names_round_trip(kind, data):
             options[key] = data.draw(st.integers(1, 99))
         elif key == "mode":
             options[key] = data.draw(st.sampled_from(["frozen", "finetune"]))
+        elif key == "bn":
+            options[key] = data.draw(st.sampled_from(["train", "frozen"]))
+        elif key == "train_bn":
+            options[key] = data.draw(st.sampled_from([0, 1]))
+        elif key == "head":
+            options[key] = data.draw(st.sampled_from(["linear", "mlp256", "mlp1024d0.5"]))
+        elif key == "opt":
+            options[key] = data.draw(st.sampled_from(["default", "sgd", "adam", "adamw"]))
         else:
             options[key] = data.draw(st.floats(0, 10, allow_nan=False))
     if kind == "layers" and options["mode"] == "frozen":

@@ -2,6 +2,8 @@
 from .classifier import Classifier
 from .lenet import LeNet
 from .mlp import MLP
+from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from .specs import build_model, model_name, spec_from_state
 
-__all__ = ["Classifier", "LeNet", "MLP", "build_model", "model_name", "spec_from_state"]
+__all__ = ["Classifier", "LeNet", "MLP", "ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50",
+           "build_model", "model_name", "spec_from_state"]

@@ -19,6 +19,26 @@ class Classifier(nn.Module):
     def reset_classifier(self, num_classes: int):
         """Replace the last Linear with a freshly initialised one for ``num_classes``."""
         old = self.head
-        self.body[len(self.body) - 1] = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+        bias = getattr(old, "bias", True) is not None
+        self.body[len(self.body) - 1] = nn.Linear(self.num_features, num_classes, bias=bias)
+        self.__dict__.pop("_replaced_head_width", None)
         self.num_classes = num_classes
+        return self
+
+    @property
+    def num_features(self) -> int:
+        """Width of the representation ``forward_features`` returns (the head's input)."""
+        width = self.__dict__.get("_replaced_head_width")
+        return self.head.in_features if width is None else width
+
+    def replace_head(self, module: nn.Module):
+        """Put ``module`` (e.g. Linear -> ReLU -> Linear) in place of the last Linear."""
+        if not isinstance(module, nn.Module):
+            raise ValueError(f"replace_head needs an nn.Module, got {type(module).__name__}")
+        width = self.num_features
+        self.body[len(self.body) - 1] = module
+        object.__setattr__(self, "_replaced_head_width", width)
+        last = [m for m in module.modules() if isinstance(m, nn.Linear)]
+        if last:
+            self.num_classes = last[-1].out_features
         return self

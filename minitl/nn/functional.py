@@ -14,25 +14,13 @@ from ..ops import fused
 from ..ops.fused import ACTIVATIONS, conv_output_size
 from ..ops.elementwise import Relu, Sigmoid, Tanh
 from ..core.tensor import Tensor
-
-
-def pair(v, name):
-    """``v`` as an ``(h, w)`` pair: an int is used for both; ``name`` is for the error."""
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(i) for i in v)
-    if len(v) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {v}")
-    return v
+from .args import pair, where as _where  # noqa: F401  (pair is part of F's API)
+from .window_functions import avg_pool2d_general, conv2d_general, max_pool2d_general
 
 
 def _check_activation(activation):
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-
-
-def _where(layer):
-    return f"{layer}: " if layer else ""
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, activation=None, layer: str = ""):
@@ -80,9 +68,18 @@ def _check_conv(x, weight, bias, stride, padding, activation, layer):
     return stride, padding, out
 
 
-def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, activation=None,
-           layer: str = ""):
-    """2-D convolution (cross-correlation); x (N, C, H, W), weight (O, C, kh, kw)."""
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups=1,
+           activation=None, layer: str = ""):
+    """2-D convolution (cross-correlation); x (N, C, H, W), weight (O, C/groups, kh, kw).
+
+    ``padding`` is an int, a pair, ``'valid'`` or ``'same'``. groups=1,
+    dilation=1 and int/pair padding take the fused kernels; every other
+    geometry runs on the general reference path (window_functions.py).
+    """
+    if groups != 1 or pair(dilation, "dilation") != (1, 1) or isinstance(padding, str):
+        _check_activation(activation)
+        y = conv2d_general(x, weight, bias, stride, padding, dilation, groups, layer=layer)
+        return y if activation is None else _ACTIVATION_FNS[activation](y)
     stride, padding, _ = _check_conv(x, weight, bias, stride, padding, activation, layer)
     return fused.Conv2d.apply(x, weight, bias, stride=stride, padding=padding, activation=activation)
 
@@ -113,14 +110,22 @@ def _pool_args(x, kernel_size, stride, name):
     return kernel_size, stride
 
 
-def max_pool2d(x: Tensor, kernel_size, stride=None):
-    """Max over windows (no padding; stride defaults to kernel_size)."""
+def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Max over windows (stride defaults to kernel_size); padding counts as -inf.
+
+    Without padding, dilation or ceil_mode the fused kernels serve it; otherwise
+    the general reference path (window_functions.py)."""
+    if padding != 0 or dilation != 1 or ceil_mode:
+        return max_pool2d_general(x, kernel_size, stride, padding, dilation, ceil_mode)
     kernel_size, stride = _pool_args(x, kernel_size, stride, "max_pool2d")
     return fused.MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride)
 
 
-def avg_pool2d(x: Tensor, kernel_size, stride=None):
-    """Mean over windows (no padding; stride defaults to kernel_size)."""
+def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Mean over windows (stride defaults to kernel_size); zero padding, counted in
+    the divisor when ``count_include_pad`` (PyTorch's rules)."""
+    if padding != 0 or ceil_mode:
+        return avg_pool2d_general(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
     kernel_size, stride = _pool_args(x, kernel_size, stride, "avg_pool2d")
     return fused.AvgPool2d.apply(x, kernel_size=kernel_size, stride=stride)
 
@@ -150,6 +155,9 @@ def _softmax_dim(x, dim, axis, name):
     if x.dtype.kind != "f":
         raise TypeError(f"{name}: needs a floating-point tensor, got dtype {x.dtype}")
     return d % n if x.ndim else None
+
+
+_ACTIVATION_FNS = {"relu": relu, "tanh": tanh, "sigmoid": sigmoid}
 
 
 def softmax(x: Tensor, dim: int | None = None, axis: int | None = None) -> Tensor:
@@ -262,3 +270,5 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True):
 
 
 from .functional_everyday import *  # noqa: E402,F401,F403  (activations, losses, pad, one_hot)
+from .norm_functions import batch_norm, group_norm, layer_norm  # noqa: E402,F401
+from .window_functions import adaptive_avg_pool2d, adaptive_max_pool2d, interpolate  # noqa: E402,F401

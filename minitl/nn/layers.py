@@ -30,49 +30,91 @@ class Linear(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution; weight (out_channels, in_channels, kh, kw)."""
+    """2-D convolution; weight (out_channels, in_channels / groups, kh, kw).
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
+    ``padding`` is an int, a pair, ``'valid'`` or ``'same'`` (stride 1).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True):
         super().__init__()
         kh, kw = F.pair(kernel_size, "kernel_size")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = (kh, kw), F.pair(stride, "stride"), F.pair(padding, "padding")
-        shape = (out_channels, in_channels, kh, kw)
+        if not isinstance(groups, int) or groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: groups={groups!r} must be a positive int dividing in_channels "
+                             f"({in_channels}) and out_channels ({out_channels})")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+            if padding == "same" and F.pair(stride, "stride") != (1, 1):
+                raise ValueError(f"Conv2d: padding='same' needs stride 1, got stride {stride}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride = (kh, kw), F.pair(stride, "stride")
+        self.padding = padding if isinstance(padding, str) else F.pair(padding, "padding")
+        self.dilation = F.pair(dilation, "dilation")
+        shape = (out_channels, in_channels // groups, kh, kw)
         self.weight = Parameter(kaiming_uniform(shape))
         self.register_parameter("bias", Parameter(bias_uniform(out_channels, shape)) if bias else None)
+
+    @property
+    def fusable(self) -> bool:
+        """True when the fused kernels serve this geometry (and a pool can join the call)."""
+        return self.groups == 1 and self.dilation == (1, 1) and not isinstance(self.padding, str)
 
     def forward(self, x, activation=None, pool=None):
         """The convolution; ``activation`` and a following non-overlapping max-``pool``
         can be fused into the same kernel call (Sequential does this)."""
-        if pool is not None:
+        if pool is not None and self.fusable:
             return F.conv2d_pool(x, self.weight, self.bias, self.stride, self.padding, activation=activation,
                                  pool=pool, layer=self._label())
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, activation=activation,
-                        layer=self._label())
+        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+                     activation=activation, layer=self._label())
+        return y if pool is None else F.max_pool2d(y, pool)
 
     def _label(self):
         return f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size})"
 
     def extra_repr(self):
+        extra = "".join([f", dilation={self.dilation}" if self.dilation != (1, 1) else "",
+                         f", groups={self.groups}" if self.groups != 1 else "",
+                         ", bias=False" if self.bias is None else ""])
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}")
+                f"stride={self.stride}, padding={self.padding}{extra}")
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None):
+    """Max over windows; padding counts as -inf; PyTorch's ceil_mode sizes."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):
         super().__init__()
         self.kernel_size, self.stride = kernel_size, stride
+        self.padding, self.dilation, self.ceil_mode = padding, dilation, bool(ceil_mode)
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"
+        extra = "".join([f", padding={self.padding}" if self.padding != 0 else "",
+                         f", dilation={self.dilation}" if self.dilation != 1 else "",
+                         ", ceil_mode=True" if self.ceil_mode else ""])
+        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}{extra}"
 
 
-class AvgPool2d(MaxPool2d):
+class AvgPool2d(Module):
+    """Mean over windows; zero padding, counted in the divisor when ``count_include_pad``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+
     def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+
+    def extra_repr(self):
+        extra = "".join([f", padding={self.padding}" if self.padding != 0 else "",
+                         ", ceil_mode=True" if self.ceil_mode else "",
+                         ", count_include_pad=False" if not self.count_include_pad else ""])
+        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}{extra}"
 
 
 class ReLU(Module):
@@ -130,8 +172,9 @@ _FUSABLE = (Linear, Conv2d)
 
 
 def _is_tiling_max_pool(m) -> bool:
-    """A MaxPool2d (not AvgPool2d) whose windows do not overlap: fusable into the conv."""
-    return type(m) is MaxPool2d and (m.stride is None or F.pair(m.stride, "stride") == F.pair(m.kernel_size, "k"))
+    """A MaxPool2d (not AvgPool2d) whose windows do not overlap, unpadded: fusable into the conv."""
+    return (type(m) is MaxPool2d and (m.stride is None or F.pair(m.stride, "stride") == F.pair(m.kernel_size, "k"))
+            and m.padding == 0 and m.dilation == 1 and not m.ceil_mode)
 _ACTIVATIONS = (ReLU, Tanh, Sigmoid)
 
 
@@ -201,7 +244,7 @@ def _fuse_steps(layers):
             if type(nxt) in _ACTIVATIONS:
                 kwargs["activation"], fused = nxt.activation, 2
             after = layers[i + fused] if i + fused < len(layers) else None
-            if isinstance(layer, Conv2d) and _is_tiling_max_pool(after):
+            if isinstance(layer, Conv2d) and layer.fusable and _is_tiling_max_pool(after):
                 kwargs["pool"], fused = after.kernel_size, fused + 1
         steps.append((layer, kwargs))
         i += fused

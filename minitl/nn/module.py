@@ -1,4 +1,10 @@
-"""``Module``: parameters and sub-modules by name, state_dict, freezing, devices."""
+"""``Module``: parameters, buffers and sub-modules by name, state_dict, freezing, devices.
+
+A *buffer* is state that is not trained but belongs to the model (BatchNorm's
+running statistics): it is a Tensor that never requires a gradient, it is in
+``state_dict`` (after the module's parameters, as in PyTorch), it moves with
+``.to(device)`` and it is saved and loaded with the weights.
+"""
 from __future__ import annotations
 
 import fnmatch
@@ -42,6 +48,7 @@ class Module:
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "training", True)
 
     # ---------------------------------------------------------- registration
@@ -49,6 +56,10 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
         params, modules = self.__dict__["_parameters"], self.__dict__["_modules"]
+        buffers = self.__dict__.get("_buffers")
+        if buffers is not None and name in buffers and not isinstance(value, (Parameter, Module)):
+            buffers[name] = _as_buffer(name, value)
+            return
         params.pop(name, None)
         modules.pop(name, None)
         if isinstance(value, Parameter):
@@ -66,6 +77,8 @@ class Module:
             return d["_parameters"][name]
         if name in d.get("_modules", {}):
             return d["_modules"][name]
+        if name in d.get("_buffers", {}):
+            return d["_buffers"][name]
         raise AttributeError(f"'{type(self).__name__}' has no attribute '{name}'")
 
     def __delattr__(self, name):
@@ -73,6 +86,8 @@ class Module:
             del self._parameters[name]
         elif name in self._modules:
             del self._modules[name]
+        elif name in self._buffers:
+            del self._buffers[name]
         else:
             object.__delattr__(self, name)
 
@@ -83,6 +98,18 @@ class Module:
             object.__setattr__(self, name, None)
         else:
             setattr(self, name, param)
+
+    def register_buffer(self, name: str, value, persistent: bool = True) -> None:
+        """Add a buffer: an array or Tensor kept with the model but not trained (None
+        registers an empty slot). ``persistent=False`` keeps it out of ``state_dict``."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"buffer name must be a non-empty string without '.', got {name!r}")
+        if name in self._parameters or name in self._modules:
+            raise ValueError(f"{type(self).__name__} already has a parameter or module named {name!r}")
+        self.__dict__.pop(name, None)
+        self._buffers[name] = _as_buffer(name, value)
+        if not persistent:
+            self.__dict__.setdefault("_non_persistent", set()).add(name)
 
     # -------------------------------------------------------------- calling
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
@@ -126,11 +153,41 @@ class Module:
         """Every parameter (frozen ones included, as in PyTorch)."""
         return (p for _, p in self.named_parameters())
 
+    def named_buffers(self, prefix: str = "", persistent_only: bool = False):
+        """(dotted name, Tensor) for every buffer that is set, in registration order."""
+        for mname, mod in self.named_modules(prefix):
+            skip = mod.__dict__.get("_non_persistent", ()) if persistent_only else ()
+            for bname, b in mod._buffers.items():
+                if b is not None and bname not in skip:
+                    yield (f"{mname}.{bname}" if mname else bname), b
+
+    def buffers(self):
+        """Every buffer that is set."""
+        return (b for _, b in self.named_buffers())
+
+    def _named_state(self):
+        """(name, Tensor) of the state_dict: per module, its parameters then its
+        persistent buffers (PyTorch's order, so torchvision's key lists match)."""
+        seen = set()
+        for mname, mod in self.named_modules():
+            skip = mod.__dict__.get("_non_persistent", ())
+            items = list(mod._parameters.items()) + [(k, b) for k, b in mod._buffers.items()
+                                                     if b is not None and k not in skip]
+            for name, t in items:
+                if id(t) in seen:
+                    continue
+                seen.add(id(t))
+                yield (f"{mname}.{name}" if mname else name), t
+
     # ---------------------------------------------------------------- modes
     def train(self, mode: bool = True):
-        """Training mode (dropout active); returns self."""
+        """Training mode (dropout active, BatchNorm on batch statistics); returns self.
+
+        A module with ``eval_locked = True`` (a frozen BatchNorm, see
+        ``minitl.transfer.batchnorm``) stays in eval mode whatever ``mode`` says.
+        """
         for m in self.modules():
-            object.__setattr__(m, "training", mode)
+            object.__setattr__(m, "training", bool(mode) and not m.__dict__.get("eval_locked", False))
         return self
 
     def eval(self):
@@ -138,12 +195,14 @@ class Module:
         return self.train(False)
 
     def to(self, device):
-        """Move every parameter to ``device`` in place (optimizers keep their references)."""
+        """Move every parameter and buffer to ``device`` in place (optimizers keep their references)."""
         device = backend.normalize_device(device)
         for p in self.parameters():
             p.data = backend.to_device(p.data, device)
             if p.grad is not None:
                 p.grad = Tensor._make(backend.to_device(p.grad.data, device))
+        for b in self.buffers():
+            b.data = backend.to_device(b.data, device)
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -156,8 +215,8 @@ class Module:
 
     # ------------------------------------------------------------ state_dict
     def state_dict(self) -> "OrderedDict[str, object]":
-        """Flat ``{dotted.name: array}`` of the parameters (arrays are not copies)."""
-        return OrderedDict((k, p.data) for k, p in self.named_parameters())
+        """Flat ``{dotted.name: array}`` of the parameters and persistent buffers (arrays are not copies)."""
+        return OrderedDict((k, t.data) for k, t in self._named_state())
 
     def load_state_dict(self, state_dict, strict: bool = True) -> LoadReport:
         """Copy arrays into the parameters by name and shape; report what happened.
@@ -166,7 +225,7 @@ class Module:
         missing, unexpected or shape-mismatched key. ``strict=False`` loads
         what matches and skips mismatched shapes (never broadcasts them).
         """
-        params = dict(self.named_parameters())
+        params = dict(self._named_state())
         report = LoadReport()
         ready = []
         for key, value in state_dict.items():
@@ -188,6 +247,7 @@ class Module:
         for p, arr in ready:
             p.data = backend.to_device(arr, p.device).astype(p.dtype, copy=True)
         return report
+
 
     # ------------------------------------------------------------- freezing
     def _select(self, pattern):
@@ -251,3 +311,15 @@ class Module:
     def __repr__(self) -> str:
         trainable, frozen = self.count_parameters()
         return f"{self._tree()}\n# parameters: {trainable:,} trainable, {frozen:,} frozen"
+
+
+def _as_buffer(name, value):
+    """A buffer value as a Tensor that never requires a gradient (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, Parameter):
+        raise ValueError(f"buffer {name!r}: a Parameter is trained; register it with register_parameter")
+    if isinstance(value, Tensor):
+        return Tensor._make(value.data) if value.requires_grad else value
+    arr = np.asarray(value) if not hasattr(value, "shape") else value
+    return Tensor._make(arr)

@@ -4,7 +4,7 @@ A checkpoint is a single ``.safetensors`` (or ``.npz``) file written through
 :func:`minitl.io.save`, so it is atomic (temporary file, then ``os.replace``)
 and never pickled:
 
-- tensors ``model/<name>``: the model's parameters;
+- tensors ``model/<name>``: the model's parameters and buffers (its ``state_dict``);
 - tensors ``optimizer/<i>``: every array found in the optimizer's
   ``state_dict()`` (momentum buffers, Adam moments), numbered;
 - metadata key ``minitl.checkpoint``: one JSON document with the step, the
@@ -89,7 +89,9 @@ def save_checkpoint(path, model, optimizer, step: int, epoch: int, extra=None) -
     puts the loader position, scheduler, callbacks and history there).
     ``optimizer`` may be None.
     """
-    arrays = {f"model/{name}": p for name, p in model.named_parameters()}
+    # Parameters and buffers (BatchNorm's running statistics) alike: a resumed
+    # run must see the same statistics it stopped with.
+    arrays = {f"model/{name}": a for name, a in model.state_dict().items()}
     doc = {
         "format": "minitl-checkpoint",
         "version": FORMAT_VERSION,

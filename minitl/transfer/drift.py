@@ -5,6 +5,7 @@
     weight_drift(model, before)              # {name: |W - W0| / |W0|}
     layer_drift(model, pretrained_state)     # {layer: drift of its weight and bias together}, for plots
     audit(model, before, setup)              # raises RuntimeError if a frozen parameter moved at all
+                                             # (or a frozen BatchNorm's running statistics)
 """
 from __future__ import annotations
 
@@ -15,16 +16,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core import backend
+from .batchnorm import frozen_buffers
 from .groups import freeze_plan
 from .strategies import parse_strategy
 
 
 def snapshot(model) -> "OrderedDict[str, np.ndarray]":
-    """Host copies of every parameter: a reference that training cannot change.
+    """Host copies of every parameter and persistent buffer (the state_dict): a
+    reference that training cannot change.
 
-    (``model.state_dict()`` returns the live arrays, which optimizers update in place.)
+    (``model.state_dict()`` returns the live arrays, which optimizers and
+    BatchNorm update in place.)
     """
-    return OrderedDict((n, backend.to_device(p.data, "cpu").copy()) for n, p in model.named_parameters())
+    return OrderedDict((n, backend.to_device(a, "cpu").copy()) for n, a in model.state_dict().items())
 
 
 def _host(v) -> np.ndarray:
@@ -87,11 +91,14 @@ class AuditReport:
     unchanged: list = field(default_factory=list)
     drift: dict = field(default_factory=dict)
     layers: dict = field(default_factory=dict)
+    frozen_buffers: list = field(default_factory=list)
+    moving_buffers: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """Plain data for results.json."""
         return {"strategy": self.strategy, "frozen": list(self.frozen), "trainable": list(self.trainable),
-                "unchanged": list(self.unchanged), "drift": dict(self.drift), "layers": dict(self.layers)}
+                "unchanged": list(self.unchanged), "drift": dict(self.drift), "layers": dict(self.layers),
+                "frozen_buffers": list(self.frozen_buffers), "moving_buffers": list(self.moving_buffers)}
 
     def __str__(self) -> str:
         lines = [f"freeze audit for {self.strategy}: {len(self.frozen)} frozen parameter(s) unchanged, "
@@ -101,6 +108,9 @@ class AuditReport:
             lines.append(f"  {layer:<16} drift {d:.3e}{'  (frozen)' if layer in frozen_layers else ''}")
         if self.unchanged:
             lines.append(f"  trainable but unchanged: {', '.join(self.unchanged)}")
+        if self.frozen_buffers or self.moving_buffers:
+            lines.append(f"  buffers: {len(self.frozen_buffers)} frozen (BatchNorm statistics, unchanged), "
+                         f"{len(self.moving_buffers)} free to move")
         return "\n".join(lines)
 
 
@@ -125,7 +135,8 @@ def audit(model, before_state, setup_or_strategy) -> AuditReport:
     ``prepare`` (its live ``frozen`` list is the claim) or a strategy/spec
     (the claim is derived from the model's layer groups). Raises
     ``RuntimeError`` when a claimed-frozen parameter changed by even one bit
-    or is no longer frozen, when a freezing strategy froze nothing, or when a
+    or is no longer frozen, when a buffer of a frozen BatchNorm (every
+    BatchNorm with ``bn=frozen``) changed by one bit, when a freezing strategy froze nothing, or when a
     strategy that trains every layer left one frozen. Returns an :class:`AuditReport`.
     """
     strategy, claimed, at_start = _claims(model, setup_or_strategy)
@@ -151,11 +162,21 @@ def audit(model, before_state, setup_or_strategy) -> AuditReport:
     stray = [n for n, p in params.items() if not p.requires_grad and n not in claimed]
     if stray:
         problems.append(f"strategy trains these but they are frozen: {', '.join(stray)}")
+    buffers = OrderedDict(model.named_buffers(persistent_only=True))
+    absent = [n for n in buffers if n not in before_state]
+    if absent:
+        raise ValueError(f"audit: the reference state lacks buffer(s) {', '.join(absent)}; take it with "
+                         "snapshot(model)")
+    still = frozen_buffers(model, claimed, all_bn=strategy.bn_frozen)
+    drifted = [n for n in still if not _bitwise_equal(_host(buffers[n]), _host(before_state[n]))]
+    if drifted:
+        problems.append(f"frozen BatchNorm statistics moved: {', '.join(drifted)}")
     if problems:
         raise RuntimeError(f"freeze audit failed for strategy {strategy.name!r}: " + "; ".join(problems))
     return AuditReport(strategy=strategy.name, frozen=list(claimed),
                        trainable=[n for n in params if n not in claimed], unchanged=unchanged,
-                       drift=dict(weight_drift(model, before_state)), layers=dict(layer_drift(model, before_state)))
+                       drift=dict(weight_drift(model, before_state)), layers=dict(layer_drift(model, before_state)),
+                       frozen_buffers=still, moving_buffers=[n for n in buffers if n not in still])
 
 
 def _bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:

@@ -8,7 +8,10 @@ alone, so caching is refused when
 
 - the loader's transform is random (:func:`minitl.data.transforms.is_random`):
   each epoch would see other augmented images, hence other features;
-- the backbone is not deterministic in eval mode (dropout with ``p > 0``).
+- the backbone is not deterministic (dropout with ``p > 0``), or a BatchNorm
+  of the backbone would normalise with batch statistics during training
+  (not eval-locked as a frozen BatchNorm is, or without running statistics):
+  the cached features are computed in eval mode, and training must see the same.
 
 ``Setup.fit`` / ``Setup.evaluate`` and the experiment grid all go through
 :class:`FeatureCache`; a cache shared between runs (the grid's) computes the
@@ -27,6 +30,7 @@ from ..core.grad_mode import no_grad
 from ..data import DataLoader
 from ..data.transforms import is_random
 from ..nn.layers import Dropout
+from .batchnorm import bn_batch_dependent
 from .groups import head_names
 
 # Rows per forward pass when computing features (whatever the loader's batch size).
@@ -46,19 +50,27 @@ def inference(model):
             object.__setattr__(m, "training", mode)
 
 
+def _why_backbone_varies(model) -> str | None:
+    head = getattr(model, "head", None)
+    head_ids = {id(m) for m in head.modules()} if head is not None else set()
+    if any(isinstance(m, Dropout) and m.p > 0 and id(m) not in head_ids for m in model.modules()):
+        return "the backbone holds dropout, so its features are not a function of the image alone"
+    skip = {n for n, m in model.named_modules() if id(m) in head_ids}
+    return bn_batch_dependent(model, skip=skip)
+
+
 def backbone_is_deterministic(model) -> bool:
-    """Whether ``model.forward_features`` gives the same output for the same input in eval mode
-    (no dropout with ``p > 0``), which is what makes its features cacheable."""
-    return not any(isinstance(m, Dropout) and m.p > 0 for m in model.modules())
+    """Whether ``model.forward_features`` gives the same output for the same input, in
+    training as in eval mode: no dropout with ``p > 0`` and every BatchNorm of the
+    backbone eval-locked with running statistics. That is what makes its features cacheable."""
+    return _why_backbone_varies(model) is None
 
 
 def why_not_cacheable(model, loader) -> str | None:
     """The reason features of ``model`` over ``loader`` cannot be cached, or None when they can."""
     if is_random(getattr(loader, "transform", None)):
         return "the loader has a random transform (augmentation), which changes the features every epoch"
-    if not backbone_is_deterministic(model):
-        return "the backbone holds dropout, so its features are not a function of the image alone"
-    return None
+    return _why_backbone_varies(model)
 
 
 def cache_features(model, loader, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -2,12 +2,17 @@
 
 A model's *layer groups* are the modules that own parameters, in order; for
 LeNet ``[features.0, features.3, classifier.0, classifier.2, classifier.4]``,
-the last being the head.
+the last being the head. The head is always one group, even when it is a
+multi-layer module (``replace_head(Sequential(Linear, ReLU, Linear))`` gives
+one group ``fc``). A BatchNorm owns parameters, so it is a group of its own,
+right after its conv: ``freeze_to`` freezes them together (they are adjacent)
+and ``train_bn`` can release the BatchNorm alone (see ``batchnorm.py``).
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 
+from .batchnorm import batchnorm_modules
 from .strategies import Strategy, parse_strategy
 
 
@@ -16,11 +21,25 @@ def group_of(name: str) -> str:
     return name.rsplit(".", 1)[0] if "." in name else ""
 
 
+def _head_prefix(model):
+    head = getattr(model, "head", None)
+    if head is None:
+        return None, set()
+    prefix = next((n for n, m in model.named_modules() if m is head), None)
+    return prefix, {id(p) for p in head.parameters()}
+
+
+def groups_by_name(model) -> "OrderedDict[str, str]":
+    """``{parameter name: its layer group}``: the owning module, or the head as a whole."""
+    prefix, head_ids = _head_prefix(model)
+    return OrderedDict((n, prefix if id(p) in head_ids and prefix is not None else group_of(n))
+                       for n, p in model.named_parameters())
+
+
 def layer_groups(model) -> list[str]:
-    """Names of the modules that own parameters, in parameter order (the head last)."""
+    """Names of the modules that own parameters, in parameter order (the head last, as one group)."""
     groups = []
-    for name, _ in model.named_parameters():
-        g = group_of(name)
+    for g in groups_by_name(model).values():
         if g not in groups:
             groups.append(g)
     return groups
@@ -33,9 +52,11 @@ def head_names(model) -> list[str]:
 
 
 def group_params(model) -> "OrderedDict[str, list]":
+    """``{layer group: [(name, parameter), ...]}`` in order."""
     out = OrderedDict((g, []) for g in layer_groups(model))
+    by_name = groups_by_name(model)
     for name, p in model.named_parameters():
-        out[group_of(name)].append((name, p))
+        out[by_name[name]].append((name, p))
     return out
 
 
@@ -49,8 +70,9 @@ def freeze_to(model, n: int) -> list[str]:
     k = max(len(groups) + n, 0) if n < 0 else min(n, len(groups))
     frozen_groups = set(groups[:k])
     frozen = []
+    by_name = groups_by_name(model)
     for name, p in model.named_parameters():
-        if group_of(name) in frozen_groups:
+        if by_name[name] in frozen_groups:
             p.requires_grad = False
             p.grad = None
             frozen.append(name)
@@ -73,4 +95,8 @@ def freeze_plan(model, strategy) -> list[str]:
     strategy = parse_strategy(strategy)
     groups = layer_groups(model)
     chosen = set(groups[:frozen_count(strategy, len(groups))])
-    return [n for n, _ in model.named_parameters() if group_of(n) in chosen]
+    plan = [n for n, g in groups_by_name(model).items() if g in chosen]
+    if strategy.options.get("train_bn"):
+        bn = {f"{m}.{p}" if m else p for m, mod in batchnorm_modules(model) for p, _ in mod.named_parameters()}
+        plan = [n for n in plan if n not in bn]
+    return plan

@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from .. import optim
+from .. import nn, optim
 from ..train import evaluate, fit
+from .batchnorm import lock_batchnorm, release_batchnorm_params
 from .drift import AuditReport, audit, snapshot
 from .features import FeatureCache, backbone_is_deterministic, why_not_cacheable
-from .groups import frozen_count, freeze_to, group_of, group_params, head_names, layer_groups
+from .groups import frozen_count, freeze_to, group_of, group_params, groups_by_name, head_names, layer_groups
 from .l2sp import L2SP
-from .strategies import NEEDS_PRETRAINED, Strategy, parse_strategy
+from .strategies import NEEDS_PRETRAINED, Strategy, head_spec, parse_strategy
 from .unfreeze import GradualUnfreeze
 
 
@@ -31,8 +32,9 @@ class Setup:
     ``frozen_at_start``: those frozen by :func:`prepare`; ``groups``: the layer
     groups, one optimizer parameter group each, in order; ``lrs``: their
     learning rates; ``transferred``: names copied from the pretrained weights;
-    ``initial_state``: copies of every parameter after :func:`prepare` (the
-    audit's reference).
+    ``initial_state``: copies of every parameter and buffer after
+    :func:`prepare` (the audit's reference); ``locked_bn``: the BatchNorm
+    layers kept in eval mode (frozen ones, or all with ``bn=frozen``).
     """
 
     strategy: Strategy
@@ -47,6 +49,7 @@ class Setup:
     lrs: list = field(default_factory=list)
     transferred: list = field(default_factory=list)
     initial_state: dict = field(default_factory=dict)
+    locked_bn: list = field(default_factory=list)
 
     def fit(self, loader, *, steps=None, epochs=None, eval_loader=None, cache=None, feature_cache=None,
             callbacks=(), **kwargs):
@@ -114,7 +117,11 @@ def _load_pretrained(model, pretrained_state, names, strict_extra: bool, kind: s
             raise ValueError(f"strategy {kind!r}: {n} has shape {params[n].shape} in the model but {shape} "
                              "in the pretrained weights: a different architecture?")
     heads = set(head_names(model))
-    extra = [k for k in pretrained_state if k not in params and k not in heads]
+    known = set(model.state_dict())
+    head_prefix = next((n for n, m in model.named_modules() if m is model.head), None)
+    # The pretrained head (any shape, any structure) is replaced: its keys are never "extra".
+    extra = [k for k in pretrained_state if k not in known and k not in heads
+             and not (head_prefix and k.startswith(head_prefix + "."))]
     if strict_extra and extra:
         raise ValueError(f"strategy {kind!r}: the pretrained weights hold {', '.join(extra)}, which this model "
                          "does not have: a different architecture?")
@@ -122,6 +129,12 @@ def _load_pretrained(model, pretrained_state, names, strict_extra: bool, kind: s
         state = OrderedDict(model.state_dict())
         for n in names:
             state[n] = pretrained_state[n]
+        # A copied BatchNorm brings its running statistics: the buffers of the copied layers.
+        groups = {group_of(n) for n in names}
+        buffers = [b for b, _ in model.named_buffers(persistent_only=True) if group_of(b) in groups]
+        for b in buffers:
+            if b in pretrained_state and tuple(pretrained_state[b].shape) == tuple(state[b].shape):
+                state[b] = pretrained_state[b]
         model.load_state_dict(state, strict=True)
 
 
@@ -137,8 +150,17 @@ def _make_optimizer(kind, param_groups, lr, momentum, weight_decay):
     raise ValueError(f"optimizer must be 'sgd', 'adam', 'adamw' or a callable(param_groups, lr), got {kind!r}")
 
 
+def _new_head(model, spec: str, num_classes: int):
+    """``head=mlpN[dP]``: Linear(F, N) -> ReLU [-> Dropout(P)] -> Linear(N, classes) in place of the head."""
+    hidden, p = head_spec(spec)
+    if not hasattr(model, "replace_head"):
+        raise ValueError(f"head={spec}: {type(model).__name__} has no replace_head()")
+    layers = [nn.Linear(model.num_features, hidden), nn.ReLU()] + ([nn.Dropout(p)] if p else [])
+    model.replace_head(nn.Sequential(*layers, nn.Linear(hidden, num_classes)))
+
+
 def prepare(strategy, model, pretrained_state, num_classes: int, lr: float, optimizer="sgd",
-            momentum: float = 0.9, weight_decay: float = 0.0) -> Setup:
+            momentum: float = 0.9, weight_decay: float = 0.0, train_bn: bool = False) -> Setup:
     """Make ``model`` (freshly constructed, seeded by the caller) ready for ``strategy``.
 
     The head is always replaced by a fresh one for ``num_classes`` first (so,
@@ -158,11 +180,22 @@ def prepare(strategy, model, pretrained_state, num_classes: int, lr: float, opti
     ``beta`` term is the decay of the new head and whose ``alpha`` term pulls
     the backbone toward the pretrained weights instead of toward zero.
     ``optimizer``: ``'sgd'`` (with ``momentum``), ``'adam'``, ``'adamw'`` or a
-    callable ``(param_groups, lr) -> Optimizer``.
+    callable ``(param_groups, lr) -> Optimizer``; the strategy's ``opt=`` wins.
+    The strategy's ``head=mlpN[dP]`` replaces the head by a two-layer one.
+
+    BatchNorm: a BatchNorm whose layer group is frozen is eval-locked (stays
+    in eval mode, its statistics do not move); ``train_bn=True`` (or the
+    strategy's ``train_bn=1``) keeps the BatchNorm parameters of a frozen
+    backbone trainable (fastai); ``finetune:bn=frozen`` eval-locks every
+    BatchNorm while all parameters train.
     """
     strategy = parse_strategy(strategy)
     kind, opts = strategy.kind, strategy.options
     model.reset_classifier(num_classes)
+    if opts["head"] != "linear":
+        _new_head(model, opts["head"], num_classes)
+    if opts["opt"] != "default":
+        optimizer = opts["opt"]
     groups = layer_groups(model)
     by_group = group_params(model)
     heads = head_names(model)
@@ -182,8 +215,13 @@ def prepare(strategy, model, pretrained_state, num_classes: int, lr: float, opti
                          strict_extra=kind != "layers", kind=kind, copy=kind != "structure")
 
     frozen = freeze_to(model, frozen_count(strategy, len(groups)))
+    train_bn = bool(train_bn or opts.get("train_bn"))
+    if train_bn and frozen:
+        released = set(release_batchnorm_params(model))
+        frozen = [n for n in frozen if n not in released]
+    locked = lock_batchnorm(model, all_bn=strategy.bn_frozen)
 
-    copied_groups = {group_of(n) for n in copied}
+    copied_groups = {groups_by_name(model)[n] for n in copied}
     mult = opts.get("lr_mult", 1.0)
     lrs = [lr * mult if g in copied_groups else lr for g in groups]
     # Every parameter goes in, frozen ones too: unfreezing later needs no new optimizer.
@@ -192,10 +230,10 @@ def prepare(strategy, model, pretrained_state, num_classes: int, lr: float, opti
 
     callbacks, penalty = [], None
     if kind == "gradual":
-        callbacks.append(GradualUnfreeze(model, opts["every"], optimizer=opt, frozen=frozen))
+        callbacks.append(GradualUnfreeze(model, opts["every"], optimizer=opt, frozen=frozen, train_bn=train_bn))
     if kind == "l2sp":
         penalty = L2SP(model, opts["alpha"], opts["beta"], anchored=backbone, free=heads)
     return Setup(strategy=strategy, model=model, optimizer=opt, callbacks=callbacks, penalty=penalty,
                  cache_features=kind == "features" and backbone_is_deterministic(model), frozen=frozen,
                  frozen_at_start=tuple(frozen), groups=groups, lrs=lrs, transferred=list(copied),
-                 initial_state=snapshot(model))
+                 initial_state=snapshot(model), locked_bn=locked)

@@ -6,6 +6,11 @@ value::
 
     scratch   features   finetune   finetune:lr_mult=0.1   gradual:every=50,lr_mult=0.3
     l2sp:alpha=0.01,beta=0.01   structure   layers:2:frozen   layers:2:finetune:lr_mult=0.1
+    finetune:bn=frozen   features:train_bn=1   features:head=mlp1024d0.5,opt=adam
+
+Every strategy takes ``head=`` (``linear``, the default; ``mlpN``: Linear(F, N)
+-> ReLU -> Linear(N, classes); ``mlpNdP``: with Dropout(P) after the ReLU)
+and ``opt=`` (``sgd``, ``adam``, ``adamw``; default: the caller's optimizer).
 
 ``parse_strategy`` turns one into a :class:`Strategy` with every option
 filled in; ``Strategy.name`` is the canonical spec (defaults left out), so
@@ -14,6 +19,7 @@ filled in; ``Strategy.name`` is the canonical spec (defaults left out), so
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 SCRATCH = "scratch"  # the baseline every other strategy is paired with
@@ -34,11 +40,18 @@ _OPTIONS = {
     "scratch": {},
     "structure": {},
     "features": {},
-    "finetune": {"lr_mult": 1.0},
-    "gradual": {"every": 50, "lr_mult": 1.0},
+    "finetune": {"lr_mult": 1.0, "bn": "train"},
+    "gradual": {"every": 50, "lr_mult": 1.0, "train_bn": 0},
     "l2sp": {"alpha": 0.01, "beta": 0.01, "lr_mult": 1.0},
-    "layers": {"n": None, "mode": None, "lr_mult": 1.0},
+    "layers": {"n": None, "mode": None, "lr_mult": 1.0, "train_bn": 0},
 }
+_OPTIONS["features"] = {"train_bn": 0}
+# Options every strategy takes: the head to put on the model and the optimizer.
+COMMON = {"head": "linear", "opt": "default"}
+for _opts in _OPTIONS.values():
+    _opts.update(COMMON)
+_BN_MODES = ("train", "frozen")
+_OPTIMIZERS = ("default", "sgd", "adam", "adamw")
 _POSITIONAL = {"layers": ("n", "mode")}
 _MODES = ("frozen", "finetune")
 # Strategies that need pretrained weights (all but scratch).
@@ -74,6 +87,11 @@ class Strategy:
         """Whether weights are copied from the pretrained model (``structure`` only checks the shapes)."""
         return self.kind not in ("scratch", "structure")
 
+    @property
+    def bn_frozen(self) -> bool:
+        """``finetune:bn=frozen``: every BatchNorm keeps its running statistics (eval-locked)."""
+        return self.options.get("bn") == "frozen"
+
     def __getitem__(self, key):
         return self.options[key]
 
@@ -97,14 +115,40 @@ def _convert(kind: str, key: str, text: str):
             if text not in _MODES:
                 raise ValueError
             return text
+        if key == "bn":
+            if text not in _BN_MODES:
+                raise ValueError
+            return text
+        if key == "opt":
+            if text not in _OPTIMIZERS:
+                raise ValueError
+            return text
+        if key == "train_bn":
+            if text not in ("0", "1"):
+                raise ValueError
+            return int(text)
+        if key == "head":
+            head_spec(text)
+            return text
         v = float(text)
         if v < 0 or v != v:
             raise ValueError
         return v
     except ValueError:
-        want = {"n": "an integer >= 1", "every": "an integer >= 1", "mode": " or ".join(_MODES)}.get(
-            key, "a number >= 0")
+        want = {"n": "an integer >= 1", "every": "an integer >= 1", "mode": " or ".join(_MODES),
+                "bn": " or ".join(_BN_MODES), "opt": ", ".join(_OPTIMIZERS), "train_bn": "0 or 1",
+                "head": "linear, mlpN or mlpNdP (e.g. mlp256, mlp1024d0.5)"}.get(key, "a number >= 0")
         raise ValueError(f"strategy {kind!r}: {key}={text!r} is not valid; {key} must be {want}") from None
+
+
+def head_spec(text: str):
+    """``'linear'`` -> None; ``'mlp256'`` -> (256, 0.0); ``'mlp1024d0.5'`` -> (1024, 0.5)."""
+    if text == "linear":
+        return None
+    m = re.fullmatch(r"mlp([1-9][0-9]*)(?:d(0?\.[0-9]+|0))?", text)
+    if m is None:
+        raise ValueError(text)
+    return int(m.group(1)), float(m.group(2) or 0.0)
 
 
 def parse_strategy(spec) -> Strategy:

@@ -1,6 +1,7 @@
 """Gradual unfreezing (ULMFiT / fastai): the head first, then one more layer group at a time."""
 from __future__ import annotations
 
+from .batchnorm import lock_batchnorm, release_batchnorm_params
 from .groups import freeze_to, layer_groups
 
 
@@ -12,13 +13,14 @@ class GradualUnfreeze:
     ``optimizer``, when given, must already hold every parameter: otherwise a
     group would be "unfrozen but never updated", and the constructor says so.
     ``frozen``: a list kept equal to the names still frozen (``Setup.frozen``).
+    Frozen BatchNorm layers stay eval-locked (``train_bn`` releases their parameters).
     The state follows from the step alone, so a resumed run re-applies it.
     """
 
-    def __init__(self, model, every: int, optimizer=None, frozen: list | None = None):
+    def __init__(self, model, every: int, optimizer=None, frozen: list | None = None, train_bn: bool = False):
         if every < 1:
             raise ValueError(f"GradualUnfreeze needs every >= 1, got {every}")
-        self.model, self.every = model, int(every)
+        self.model, self.every, self.train_bn = model, int(every), bool(train_bn)
         self.n_groups = len(layer_groups(model))
         self.frozen = frozen if frozen is not None else []
         self.unfrozen_at: dict[str, int] = {}
@@ -41,7 +43,12 @@ class GradualUnfreeze:
         if self._current is not None and n < self._current:
             for g in layer_groups(self.model)[n:self._current]:
                 self.unfrozen_at.setdefault(g, state.step)
-        self.frozen[:] = freeze_to(self.model, n)
+        frozen = freeze_to(self.model, n)
+        if self.train_bn and frozen:
+            released = set(release_batchnorm_params(self.model))
+            frozen = [f for f in frozen if f not in released]
+        self.frozen[:] = frozen
+        lock_batchnorm(self.model)  # a BatchNorm unfrozen now leaves eval mode at the next train()
         self._current = n
 
     def state_dict(self) -> dict:
