@@ -9,7 +9,15 @@ and never pickled:
   ``state_dict()`` (momentum buffers, Adam moments), numbered;
 - metadata key ``minitl.checkpoint``: one JSON document with the step, the
   epoch, minitl's RNG state, which parameters are frozen, the optimizer's
-  non-array state (group options, step counts) and the caller's ``extra``.
+  non-array state (group options, step counts), the caller's ``extra`` and
+  the SHA-256 of every tensor's bytes (safetensors has no checksum of its own).
+
+Loading trusts nothing: :func:`read_checkpoint` checks the whole file (the
+document against :data:`DOC_SCHEMA`, the tensor names against
+:data:`TENSOR_GROUPS`, the digest, JSON depth, the model's names and shapes,
+the optimizer's and the RNG's state) before anything is changed, and raises
+one ``ValueError`` naming the file and the first problem. Only then does
+:func:`apply_checkpoint` write into the model, the optimizer and the RNG.
 
 Nested Python values go to JSON through a small codec that keeps what JSON
 would lose: tuples (Adam's ``betas``), dictionaries with non-string keys (the
@@ -19,8 +27,10 @@ a reference to a tensor of the file). Python floats survive JSON exactly
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,7 +38,12 @@ from .. import io
 from ..core import random as _random
 
 META_KEY = "minitl.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the tensors' SHA-256 is recorded and verified
+MAX_JSON_DEPTH = 64  # a real document nests about 8 deep
+# Tensor names are "<group>/<name>"; a new kind of state (e.g. "buffer" for
+# BatchNorm statistics) is one more entry here and one more check in
+# read_checkpoint.
+TENSOR_GROUPS = ("model", "optimizer", "extra")
 
 
 # ---------------------------------------------------------------- the codec
@@ -60,24 +75,72 @@ def encode(value, arrays: dict, prefix: str):
                     "(use arrays, numbers, strings, lists, tuples and dicts)")
 
 
-def decode(data, arrays: dict):
-    """Invert :func:`encode`, taking arrays from ``arrays``."""
+def decode(data, arrays: dict, group: str | None = None):
+    """Invert :func:`encode`, taking arrays from ``arrays``.
+
+    Anything :func:`encode` cannot have written (a reference to a missing
+    tensor or one outside ``group``, a malformed tuple or item list, an
+    unhashable key) raises ``ValueError`` saying where.
+    """
+    return _decode(data, arrays, group, "")
+
+
+def _decode(data, arrays, group, where):
     if isinstance(data, list):
-        return [decode(v, arrays) for v in data]
-    if isinstance(data, dict):
-        if "__array__" in data:
-            a = arrays[data["__array__"]]
-            return a[()] if data.get("scalar") else a
-        if "__tuple__" in data:
-            return tuple(decode(v, arrays) for v in data["__tuple__"])
-        if "__items__" in data:
-            return {_hashable(decode(k, arrays)): decode(v, arrays) for k, v in data["__items__"]}
-        return {k: decode(v, arrays) for k, v in data.items()}
-    return data
+        return [_decode(v, arrays, group, f"{where}[{i}]") for i, v in enumerate(data)]
+    if not isinstance(data, dict):
+        return data
+    if "__array__" in data:
+        name, scalar = data["__array__"], data.get("scalar")
+        if set(data) != {"__array__", "scalar"} or not isinstance(name, str) or not isinstance(scalar, bool):
+            raise ValueError(f"{where or 'value'}: malformed array reference {data!r:.120}")
+        if name not in arrays or (group is not None and not name.startswith(group + "/")):
+            raise ValueError(f"{where or 'value'}: refers to tensor {name!r}, which the file does not hold"
+                             + (f" under {group}/" if group else ""))
+        a = arrays[name]
+        if scalar and a.ndim != 0:
+            raise ValueError(f"{where or 'value'}: tensor {name!r} should be a scalar, has shape {a.shape}")
+        return a[()] if scalar else a
+    if "__tuple__" in data:
+        if set(data) != {"__tuple__"} or not isinstance(data["__tuple__"], list):
+            raise ValueError(f"{where or 'value'}: malformed tuple {data!r:.120}")
+        return tuple(_decode(v, arrays, group, f"{where}[{i}]") for i, v in enumerate(data["__tuple__"]))
+    if "__items__" in data:
+        items = data["__items__"]
+        if set(data) != {"__items__"} or not isinstance(items, list) or \
+                not all(isinstance(kv, list) and len(kv) == 2 for kv in items):
+            raise ValueError(f"{where or 'value'}: malformed item list {data!r:.120}")
+        out = {}
+        for k, v in items:
+            key = _hashable(_decode(k, arrays, group, where))
+            try:
+                hash(key)
+            except TypeError:
+                raise ValueError(f"{where or 'value'}: key {key!r:.60} cannot be a dict key") from None
+            out[key] = _decode(v, arrays, group, f"{where}[{key!r}]")
+        return out
+    bad = [k for k in data if k.startswith("__")]
+    if bad:
+        raise ValueError(f"{where or 'value'}: unknown marker {bad[0]!r}")
+    return {k: _decode(v, arrays, group, f"{where}.{k}" if where else k) for k, v in data.items()}
 
 
 def _hashable(key):
-    return tuple(key) if isinstance(key, list) else key
+    if isinstance(key, list):
+        return tuple(_hashable(k) for k in key)
+    return key
+
+
+# ------------------------------------------------------------- the digest
+def tensors_digest(arrays: dict) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and little-endian bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        h.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode("utf-8"))
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------- save and load
@@ -89,7 +152,7 @@ def save_checkpoint(path, model, optimizer, step: int, epoch: int, extra=None) -
     puts the loader position, scheduler, callbacks and history there).
     ``optimizer`` may be None.
     """
-    arrays = {f"model/{name}": p for name, p in model.named_parameters()}
+    arrays = {f"model/{name}": p.numpy() for name, p in model.named_parameters()}
     doc = {
         "format": "minitl-checkpoint",
         "version": FORMAT_VERSION,
@@ -100,39 +163,173 @@ def save_checkpoint(path, model, optimizer, step: int, epoch: int, extra=None) -
         "optimizer": None if optimizer is None else encode(optimizer.state_dict(), arrays, "optimizer"),
         "extra": encode(extra, arrays, "extra"),
     }
+    doc["tensors_sha256"] = tensors_digest(arrays)
     meta = io.provenance(kind="checkpoint", step=int(step), epoch=int(epoch))
     meta[META_KEY] = json.dumps(doc)
     os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
     io.save(arrays, path, metadata=meta)
 
 
-def load_checkpoint(path, model, optimizer=None, restore_rng: bool = True) -> dict:
-    """Restore what :func:`save_checkpoint` wrote into ``model`` (and ``optimizer``).
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
-    Parameters are loaded strictly (names and shapes must match), frozen flags
-    are restored, and, with ``restore_rng``, minitl's global generator is put
-    back to its saved state. Returns ``{'step', 'epoch', 'extra'}``. A file that
-    is not a minitl checkpoint raises ``ValueError``.
-    """
-    arrays, meta = io.load_with_metadata(path)
+
+def _is_flags(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(f, bool) for f in v.values())
+
+
+def _is_digest(v) -> bool:
+    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
+
+
+# The document's fields and what each must be; "optimizer" and "extra" are
+# checked when decoded, "rng" by the generator itself.
+DOC_SCHEMA = {
+    "format": (lambda v: v == "minitl-checkpoint", "'minitl-checkpoint'"),
+    "version": (lambda v: v == FORMAT_VERSION, f"{FORMAT_VERSION} (this minitl's format; re-create "
+                                               "older checkpoints)"),
+    "step": (_is_count, "a non-negative integer"),
+    "epoch": (_is_count, "a non-negative integer"),
+    "rng": (lambda v: isinstance(v, dict), "a bit generator state"),
+    "requires_grad": (_is_flags, "a map of parameter names to true/false"),
+    "optimizer": (lambda v: v is None or isinstance(v, dict), "null or an optimizer state"),
+    "extra": (lambda v: True, "anything"),
+    "tensors_sha256": (_is_digest, "64 hex digits"),
+}
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read and checked against a model (and optimizer), not yet applied."""
+
+    path: str
+    step: int
+    epoch: int
+    weights: dict
+    requires_grad: dict
+    optimizer: dict | None
+    rng: dict
+    extra: object
+
+
+def _depth(value) -> int:
+    """How deeply ``value`` nests (iteratively: no recursion limit to hit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_JSON_DEPTH:
+            break
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+        stack.extend((c, d + 1) for c in children)
+    return deepest
+
+
+def _parse_doc(meta: dict) -> dict:
     if META_KEY not in meta:
-        raise ValueError(f"{os.fspath(path)}: not a minitl checkpoint (no {META_KEY!r} metadata); "
+        raise ValueError(f"not a minitl checkpoint (no {META_KEY!r} metadata); "
                          "a plain weight file loads with minitl.io.load")
-    doc = json.loads(meta[META_KEY])
-    if doc.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{os.fspath(path)}: checkpoint format version {doc.get('version')}, "
-                         f"this minitl reads version {FORMAT_VERSION}")
-    weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-    model.load_state_dict(weights, strict=True)
+    try:
+        doc = json.loads(meta[META_KEY])
+    except RecursionError:
+        raise ValueError(f"{META_KEY} metadata nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as e:
+        raise ValueError(f"{META_KEY} metadata is not JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{META_KEY} metadata is not a JSON object")
+    if _depth(doc) > MAX_JSON_DEPTH:
+        raise ValueError(f"{META_KEY} metadata nests deeper than {MAX_JSON_DEPTH} levels")
+    if doc.get("version") != FORMAT_VERSION and isinstance(doc.get("version"), int):
+        raise ValueError(f"checkpoint format version {doc['version']}, this minitl reads version "
+                         f"{FORMAT_VERSION}")
+    missing, unknown = set(DOC_SCHEMA) - set(doc), set(doc) - set(DOC_SCHEMA)
+    if missing or unknown:
+        raise ValueError(f"{META_KEY} metadata " + (f"lacks {sorted(missing)}" if missing else
+                                                    f"has unknown field(s) {sorted(unknown)}"))
+    for key, (ok, wanted) in DOC_SCHEMA.items():
+        if not ok(doc[key]):
+            raise ValueError(f"{META_KEY} field {key!r} is {doc[key]!r:.80}; expected {wanted}")
+    return doc
+
+
+def _check_tensors(arrays: dict, doc: dict) -> None:
+    for name in arrays:
+        group = name.split("/", 1)[0]
+        if "/" not in name or group not in TENSOR_GROUPS:
+            raise ValueError(f"tensor {name!r} belongs to no known group ({', '.join(g + '/' for g in TENSOR_GROUPS)})")
+    digest = tensors_digest(arrays)
+    if digest != doc["tensors_sha256"]:
+        raise ValueError(f"the tensors' SHA-256 is {digest}, the checkpoint recorded "
+                         f"{doc['tensors_sha256']}: the tensor bytes are damaged")
+
+
+def _check_model(arrays: dict, doc: dict, model) -> dict:
+    """The model's weights from ``arrays``, after checking names, shapes and dtypes against ``model``."""
     params = dict(model.named_parameters())
-    for name, flag in doc["requires_grad"].items():
-        params[name].requires_grad = bool(flag)
+    weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    missing, unexpected = [k for k in params if k not in weights], [k for k in weights if k not in params]
+    if missing or unexpected:
+        raise ValueError(f"the model's parameters do not match: " + (
+            f"missing model/{missing[0]}" if missing else f"unexpected model/{unexpected[0]}")
+            + f" ({len(missing)} missing, {len(unexpected)} unexpected)")
+    for name, p in params.items():
+        w = weights[name]
+        if tuple(w.shape) != p.shape:
+            raise ValueError(f"tensor model/{name} has shape {tuple(w.shape)}, the model's parameter {p.shape}")
+        if w.dtype.kind != "f":
+            raise ValueError(f"tensor model/{name} has dtype {w.dtype}, not floating point")
+    if set(doc["requires_grad"]) != set(params):
+        odd = sorted(set(doc["requires_grad"]) ^ set(params))[0]
+        raise ValueError(f"requires_grad does not list the model's parameters (differs at {odd!r})")
+    return weights
+
+
+def read_checkpoint(path, model, optimizer=None) -> Checkpoint:
+    """Read ``path`` and check all of it against ``model`` and ``optimizer``; change nothing.
+
+    Raises one ``ValueError`` naming the file and the first problem.
+    """
+    path = os.fspath(path)
+    arrays, meta = io.load_with_metadata(path)  # malformed files raise ValueError naming the file
+    try:
+        doc = _parse_doc(meta)
+        _check_tensors(arrays, doc)
+        weights = _check_model(arrays, doc, model)
+        opt_state = None
+        if optimizer is not None:
+            if doc["optimizer"] is None:
+                raise ValueError("the checkpoint holds no optimizer state")
+            opt_state = decode(doc["optimizer"], arrays, "optimizer")
+            optimizer.check_state_dict(opt_state)
+        _random.check_state(doc["rng"])
+        extra = decode(doc["extra"], arrays, "extra")
+    except ValueError as e:
+        raise ValueError(f"{path}: not a usable checkpoint: {e}") from None
+    return Checkpoint(path, doc["step"], doc["epoch"], weights, doc["requires_grad"], opt_state, doc["rng"], extra)
+
+
+def apply_checkpoint(ckpt: Checkpoint, model, optimizer=None, restore_rng: bool = True) -> dict:
+    """Write a checked :class:`Checkpoint` into ``model``, ``optimizer`` and (with ``restore_rng``) the RNG."""
+    model.load_state_dict(ckpt.weights, strict=True)
+    params = dict(model.named_parameters())
+    for name, flag in ckpt.requires_grad.items():
+        params[name].requires_grad = flag
         if not flag:
             params[name].grad = None
     if optimizer is not None:
-        if doc["optimizer"] is None:
-            raise ValueError(f"{os.fspath(path)}: the checkpoint holds no optimizer state")
-        optimizer.load_state_dict(decode(doc["optimizer"], arrays))
+        optimizer.load_state_dict(ckpt.optimizer)
     if restore_rng:
-        _random.set_state(doc["rng"])
-    return {"step": doc["step"], "epoch": doc["epoch"], "extra": decode(doc["extra"], arrays)}
+        _random.set_state(ckpt.rng)
+    return {"step": ckpt.step, "epoch": ckpt.epoch, "extra": ckpt.extra}
+
+
+def load_checkpoint(path, model, optimizer=None, restore_rng: bool = True) -> dict:
+    """Restore what :func:`save_checkpoint` wrote into ``model`` (and ``optimizer``).
+
+    The whole file is checked first (:func:`read_checkpoint`): a bad one raises
+    ``ValueError`` naming the file and the first problem, and changes nothing.
+    Parameters are loaded strictly, frozen flags are restored, and, with
+    ``restore_rng``, minitl's global generator is put back to its saved state.
+    Returns ``{'step', 'epoch', 'extra'}``.
+    """
+    return apply_checkpoint(read_checkpoint(path, model, optimizer), model, optimizer, restore_rng)
