@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
 import time
 
+DEBUG_HELP = "on an error, show the Python traceback instead of the one-line message"
 DEMO_NOTE = """\
 The demo: LeNet pretrained on Fashion-MNIST classes 0-4 (T-shirt, trouser, pullover,
 dress, coat), then trained on classes 5-9 (sandal, shirt, sneaker, bag, ankle boot)
@@ -21,19 +23,50 @@ all 5,000 test images of classes 5-9. Differences are paired with scratch on the
 same seed (same k-shot sample, same batch order, same head initialisation)."""
 
 
-def _classes_list(text):
-    from .data.tasks import parse_classes
-
-    return parse_classes(text)
+class CLIError(ValueError):
+    """A bad invocation: printed as the one line ``minitl: error: ...``."""
 
 
-def _ints(text) -> list[int]:
-    return [int(v) for v in text.replace(" ", "").split(",") if v]
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are the same one line as every other error of the command."""
+
+    def error(self, message):
+        self.exit(2, f"minitl: error: {message}\n")
 
 
-def _seeds(text) -> list[int]:
+def _arg_type(name, convert, ok, wanted):
+    """An argparse ``type=`` that converts with ``convert`` and accepts what ``ok`` allows."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}")
+        return value
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
+
+
+def _int_list(text) -> list[int]:
+    values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    if not values:
+        raise ValueError(text)
+    return values
+
+
+def _seed_list(text) -> list[int]:
     """``'3'`` -> seeds 0, 1, 2; ``'4,7,9'`` -> those seeds."""
-    return list(range(int(text))) if "," not in text else _ints(text)
+    return list(range(int(text))) if "," not in text else _int_list(text)
+
+
+POSITIVE_INT = _arg_type("count", int, lambda v: v >= 1, "a whole number of at least 1")
+SEED = _arg_type("seed", int, lambda v: v >= 0, "a non-negative whole number")
+LEARNING_RATE = _arg_type("rate", float, lambda v: math.isfinite(v) and v > 0, "a finite number above 0")
+K_LIST = _arg_type("k", _int_list, lambda v: min(v) >= 1 and len(set(v)) == len(v),
+                   "a comma-separated list of distinct whole numbers of at least 1 (e.g. 5,20,100)")
+SEEDS = _arg_type("seeds", _seed_list, lambda v: bool(v) and min(v) >= 0 and len(set(v)) == len(v),
+                  "N (for seeds 0..N-1, N >= 1) or a list of distinct non-negative seeds such as 0,4,7")
 
 
 def _say(args):
@@ -44,16 +77,19 @@ def _common_data(p):
     p.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default), mnist, kmnist, cifar-10")
     p.add_argument("--root", default=None, help="directory holding the dataset's files")
     p.add_argument("--download", action="store_true", help="download the dataset if it is not found")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--limit", type=POSITIVE_INT, default=None,
                    help="use at most this many (class-balanced) train and test images per task: smoke runs")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=64)
     p.add_argument("--quiet", action="store_true", help="print only the result")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="minitl", description="minitl: transfer learning end to end.")
+    parser = _Parser(prog="minitl", description="minitl: transfer learning end to end. A bad invocation, "
+                     "file or value exits with status 2 and one line 'minitl: error: ...', checked before "
+                     "any training starts.")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -64,10 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", default="0-4", help="source classes, e.g. 0-4 or 0,2,4 (default 0-4)")
     p.add_argument("--model", default="lenet", help="lenet (default), mlp or mlp:H1,H2")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--epochs", type=int, default=None, help="passes over the data (default 2)")
-    group.add_argument("--steps", type=int, default=None, help="optimizer steps instead of epochs")
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--seed", type=int, default=0)
+    group.add_argument("--epochs", type=POSITIVE_INT, default=None, help="passes over the data (default 2)")
+    group.add_argument("--steps", type=POSITIVE_INT, default=None, help="optimizer steps instead of epochs")
+    p.add_argument("--lr", type=LEARNING_RATE, default=0.01)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--out", required=True, help="weight file to write (.safetensors or .npz); a file there "
                    "with the same provenance (data, model, budget, seed) is reused")
 
@@ -77,10 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", default="5-9", help="target classes (default 5-9)")
     p.add_argument("--strategies", default="scratch,features,finetune",
                    help="comma-separated strategy specs; see --list")
-    p.add_argument("--k", default="5,20,100", help="examples per class, comma-separated (default 5,20,100)")
-    p.add_argument("--seeds", default="3", help="N for seeds 0..N-1, or a list such as 0,4,7 (default 3)")
-    p.add_argument("--steps", type=int, default=300, help="optimizer steps of every run (default 300)")
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--k", type=K_LIST, default=[5, 20, 100],
+                   help="examples per class, comma-separated (default 5,20,100)")
+    p.add_argument("--seeds", type=SEEDS, default=[0, 1, 2],
+                   help="N for seeds 0..N-1, or a list such as 0,4,7 (default 3)")
+    p.add_argument("--steps", type=POSITIVE_INT, default=300, help="optimizer steps of every run (default 300)")
+    p.add_argument("--lr", type=LEARNING_RATE, default=0.01)
     p.add_argument("--out", default=None, help="directory for results.{json,csv,md} and plots")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--list", action="store_true", help="list the strategies and exit")
@@ -92,7 +130,88 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a one-minute smoke version (fewer steps and images)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="print only the table")
+    for p in sub.choices.values():  # --debug is accepted after the command too
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return parser
+
+
+# ------------------------------------------------------------------ checks
+# Everything that can be known before training is checked here (or in the
+# layer owning the concept: parse_classes, check_model_spec, parse_strategy_list),
+# so a bad invocation costs no training time.
+def _check_device(device: str) -> None:
+    import minitl
+
+    if device not in ("cpu", "cuda"):
+        raise CLIError(f"unknown --device {device!r}; use cpu or cuda")
+    if device == "cuda" and not minitl.cuda.is_available():
+        raise CLIError(f"--device cuda: CUDA is unavailable: {minitl.cuda.why_unavailable()}")
+
+
+def _check_out(path: str, flag: str = "--out", is_dir: bool = False) -> None:
+    """``path`` can be written: not a directory (or, with ``is_dir``, not a file) and not under a file."""
+    from . import io
+
+    if not is_dir and os.path.splitext(path)[1].lower() not in io.FORMATS:
+        raise CLIError(f"{flag} {path}: a weight file ends in {' or '.join(io.FORMATS)}")
+    if os.path.exists(path) and os.path.isdir(path) != is_dir:
+        raise CLIError(f"{flag} {path}: is {'a file' if is_dir else 'a directory'}; "
+                       f"expected {'a directory' if is_dir else 'a file name'}")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise CLIError(f"{flag} {path}: {parent} is a file, so nothing can be written under it")
+    if not os.access(parent, os.W_OK):
+        raise CLIError(f"{flag} {path}: {parent} is not writable")
+
+
+def _check_data_args(args) -> list[int]:
+    """The common data arguments; returns the parsed classes."""
+    from .data import catalog
+    from .data.tasks import DATASETS, parse_classes
+
+    if args.dataset not in DATASETS:
+        raise CLIError(f"unknown --dataset {args.dataset!r}; choose from {', '.join(DATASETS)}")
+    _check_device(args.device)
+    try:
+        classes = parse_classes(args.classes, len(catalog.CATALOG[args.dataset].classes))
+    except ValueError as e:
+        raise CLIError(f"--classes: {e}") from None
+    if len(classes) < 2:
+        raise CLIError(f"--classes {args.classes!r}: a classification task needs at least 2 classes")
+    if args.limit is not None and args.limit < len(classes):
+        raise CLIError(f"--limit {args.limit} is below the number of classes ({len(classes)}): "
+                       "every class needs at least one image")
+    return classes
+
+
+def _check_weights(path: str, shape) -> tuple[dict, dict, str]:
+    """``(state, metadata, model spec)`` of a weight file that fits inputs of ``shape``, or CLIError."""
+    from . import io
+    from .models import build_model, spec_from_state
+
+    if not os.path.isfile(path):
+        raise CLIError(f"--weights {path}: no such file")
+    try:
+        state, meta = io.load_with_metadata(path)
+        model, num_classes = spec_from_state(state)
+    except ValueError as e:
+        raise CLIError(f"--weights {e}" if str(e).startswith(path) else f"--weights {path}: {e}") from None
+    report = build_model(model, num_classes, shape).load_state_dict(state, strict=False)
+    if not report.ok:
+        raise CLIError(f"--weights {path}: these {model} weights do not fit inputs of shape {tuple(shape)}: {report}")
+    return state, meta, model
+
+
+def _check_k(k_shots, task) -> None:
+    """Every class of the target's training set holds at least max(k) images."""
+    import numpy as np
+
+    smallest = int(np.bincount(task.train.labels, minlength=task.num_classes).min())
+    if max(k_shots) > smallest:
+        raise CLIError(f"--k {max(k_shots)}: the smallest class of {task.name} has {smallest} training "
+                       f"images{' (see --limit)' if smallest else ''}; use k <= {smallest}")
 
 
 # ------------------------------------------------------------------------ info
@@ -148,7 +267,15 @@ def cmd_pretrain(args) -> int:
     from .data.tasks import normalization
     from .experiments import Grid, Source, pretrain
 
-    task = _tasks(args, _classes_list(args.classes), args.limit)
+    from .models import check_model_spec
+
+    classes = _check_data_args(args)
+    try:
+        check_model_spec(args.model)
+    except ValueError as e:
+        raise CLIError(f"--model: {e}") from None
+    _check_out(args.out)
+    task = _tasks(args, classes, args.limit)
     grid = Grid(sources=[], targets=[], model=args.model, batch_size=args.batch_size, pretrain_lr=args.lr,
                 pretrain_steps=args.steps, pretrain_epochs=None if args.steps else (args.epochs or 2),
                 pretrain_seed=args.seed, transform=normalization(args.dataset), device=args.device)
@@ -162,29 +289,33 @@ def cmd_pretrain(args) -> int:
 # --------------------------------------------------------------------- transfer
 def cmd_transfer(args) -> int:
     """Run a strategies x k x seeds grid from a weight file on the target classes."""
-    from . import io
     from .data.tasks import normalization
     from .experiments import Grid, Source, run
-    from .models import spec_from_state
     from .transfer import SCRATCH, STRATEGIES, parse_strategy_list
 
     if args.list:
         for name, text in STRATEGIES.items():
             print(f"{name:<10} {text}")
         return 0
-    merged = parse_strategy_list(args.strategies)
+    try:
+        merged = parse_strategy_list(args.strategies)
+    except ValueError as e:
+        raise CLIError(f"--strategies: {e}") from None
     needs_weights = any(s.split(":")[0] != SCRATCH for s in merged)
     if needs_weights and not args.weights:
-        raise SystemExit("minitl transfer: --weights is required for strategies other than scratch")
-    target = _tasks(args, _classes_list(args.classes), args.limit)
+        raise CLIError("--weights is required for strategies other than scratch")
+    classes = _check_data_args(args)
+    if args.out:
+        _check_out(args.out, is_dir=True)
+    target = _tasks(args, classes, args.limit)
+    _check_k(args.k, target)
     sources, model = [], "lenet"
     if args.weights:
-        state, meta = io.load_with_metadata(args.weights)
-        model, _ = spec_from_state(state)
+        state, meta, model = _check_weights(args.weights, target.shape)
         name = meta.get("dataset") or os.path.splitext(os.path.basename(args.weights))[0]
         sources.append(Source(name, state=state, meta=meta))
-    grid = Grid(sources=sources, targets=[target], strategies=merged, k_shots=_ints(args.k),
-                seeds=_seeds(args.seeds), model=model, steps=args.steps, batch_size=args.batch_size,
+    grid = Grid(sources=sources, targets=[target], strategies=merged, k_shots=args.k,
+                seeds=args.seeds, model=model, steps=args.steps, batch_size=args.batch_size,
                 lr=args.lr, transform=normalization(args.dataset), device=args.device)
     trained_with = sources[0].meta.get("transform") if sources else None
     if trained_with and trained_with != repr(grid.transform):
@@ -219,6 +350,8 @@ def cmd_demo(args) -> int:
     from .data.tasks import fashion_split
     from .experiments import run
 
+    _check_device(args.device)
+    _check_out(args.out, is_dir=True)
     start = time.perf_counter()
     say = _say(args)
     source, target = fashion_split(args.root, args.download, limit=3000 if args.quick else None)
@@ -242,7 +375,11 @@ COMMANDS = {"info": cmd_info, "pretrain": cmd_pretrain, "transfer": cmd_transfer
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``minitl`` console script; returns the exit status."""
+    """Entry point of the ``minitl`` console script; returns the exit status.
+
+    Every error is one line ``minitl: error: ...`` on stderr and status 2
+    (1 for an unexpected failure); ``--debug`` shows the traceback instead.
+    """
     args = build_parser().parse_args(argv)
     from .data import DatasetNotFoundError
 
@@ -252,9 +389,27 @@ def main(argv=None) -> int:
         sys.stderr.close()
         return 0
     except DatasetNotFoundError as exc:
-        print(f"minitl {args.command}: {exc}\n\n{_get_data_hint(getattr(args, 'dataset', 'fashion-mnist'))}",
+        if args.debug:
+            raise
+        # The one error line, then where we looked and how to get the data.
+        print(f"minitl: error: {exc}\n\n{_get_data_hint(getattr(args, 'dataset', 'fashion-mnist'))}",
               file=sys.stderr)
         return 2
+    except (ValueError, OSError, FloatingPointError) as exc:  # CLIError, a bad file, a diverging run
+        if args.debug:
+            raise
+        print(f"minitl: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line, the traceback is one flag away
+        if args.debug:
+            raise
+        print(f"minitl: error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _get_data_hint(dataset: str) -> str:

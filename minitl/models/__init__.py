@@ -2,6 +2,6 @@
 from .classifier import Classifier
 from .lenet import LeNet
 from .mlp import MLP
-from .specs import build_model, model_name, spec_from_state
+from .specs import build_model, check_model_spec, model_name, spec_from_state
 
-__all__ = ["Classifier", "LeNet", "MLP", "build_model", "model_name", "spec_from_state"]
+__all__ = ["Classifier", "LeNet", "MLP", "build_model", "check_model_spec", "model_name", "spec_from_state"]

@@ -16,6 +16,7 @@ def build_model(spec, num_classes: int, shape):
     """
     if callable(spec):
         return spec(num_classes, tuple(shape))
+    check_model_spec(spec)
     name, sep, arg = str(spec).partition(":")
     c, h, w = shape
     if name == "lenet":
@@ -25,6 +26,21 @@ def build_model(spec, num_classes: int, shape):
     if name == "mlp":
         hidden = tuple(int(v) for v in arg.split(",") if v) if sep else (256, 128)
         return MLP(in_features=c * h * w, hidden=hidden, num_classes=num_classes)
+    raise ValueError(f"unknown model {spec!r}; use 'lenet', 'mlp' or 'mlp:H1,H2,...'")
+
+
+def check_model_spec(spec) -> None:
+    """Raise ``ValueError`` unless ``spec`` is ``'lenet'``, ``'mlp'`` or ``'mlp:H1,H2,...'`` (or a callable)."""
+    if callable(spec):
+        return
+    name, sep, arg = str(spec).partition(":")
+    if name == "lenet" and not sep:
+        return
+    if name == "mlp":
+        sizes = arg.split(",") if sep else []
+        if all(v.strip().isdigit() and int(v) > 0 for v in sizes) and (sizes or not sep):
+            return
+        raise ValueError(f"model {spec!r}: the hidden sizes of mlp:H1,H2,... must be positive integers")
     raise ValueError(f"unknown model {spec!r}; use 'lenet', 'mlp' or 'mlp:H1,H2,...'")
 
 
