@@ -204,14 +204,14 @@ def _check_weights(path: str, shape) -> tuple[dict, dict, str]:
     return state, meta, model
 
 
-def _check_k(k_shots, task) -> None:
+def _check_k(k_shots, task, limit) -> None:
     """Every class of the target's training set holds at least max(k) images."""
     import numpy as np
 
     smallest = int(np.bincount(task.train.labels, minlength=task.num_classes).min())
     if max(k_shots) > smallest:
         raise CLIError(f"--k {max(k_shots)}: the smallest class of {task.name} has {smallest} training "
-                       f"images{' (see --limit)' if smallest else ''}; use k <= {smallest}")
+                       f"images{f' with --limit {limit}' if limit else ''}; use k <= {smallest}")
 
 
 # ------------------------------------------------------------------------ info
@@ -308,7 +308,7 @@ def cmd_transfer(args) -> int:
     if args.out:
         _check_out(args.out, is_dir=True)
     target = _tasks(args, classes, args.limit)
-    _check_k(args.k, target)
+    _check_k(args.k, target, args.limit)
     sources, model = [], "lenet"
     if args.weights:
         state, meta, model = _check_weights(args.weights, target.shape)
