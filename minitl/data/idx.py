@@ -15,6 +15,8 @@ import zlib
 
 import numpy as np
 
+from .tar import read_exact  # the same bounded read loop
+
 # IDX element-type byte -> NumPy dtype (big-endian, as stored).
 IDX_TYPES = {
     0x08: np.dtype("u1"),
@@ -37,18 +39,6 @@ def _open(path: str):
     with open(path, "rb") as f:
         head = f.read(2)
     return gzip.open(path, "rb") if head == _GZIP_MAGIC else open(path, "rb")
-
-
-def _read_exact(f, n: int) -> bytes:
-    """Up to ``n`` bytes (gzip streams may return fewer per call than asked)."""
-    chunks, got = [], 0
-    while got < n:
-        chunk = f.read(n - got)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
 
 
 def _readinto_exact(f, buf: memoryview) -> int:
@@ -83,7 +73,7 @@ def read_idx(path, dtype=None, ndim: int | None = None) -> np.ndarray:
 
 def _parse(f, path: str, dtype, ndim: int | None) -> np.ndarray:
     """Check the header and read the body of an open IDX stream."""
-    magic = _read_exact(f, 4)
+    magic = read_exact(f, 4)
     if len(magic) < 4:
         what = "an empty file" if not magic else f"{len(magic)} bytes"
         raise ValueError(f"{path}: expected a 4-byte IDX magic number, found {what}")
@@ -100,7 +90,7 @@ def _parse(f, path: str, dtype, ndim: int | None) -> np.ndarray:
     if ndim is not None and dims_n != ndim:
         raise ValueError(f"{path}: expected {ndim} dimensions, found {dims_n}")
 
-    raw_dims = _read_exact(f, 4 * dims_n)
+    raw_dims = read_exact(f, 4 * dims_n)
     if len(raw_dims) < 4 * dims_n:
         raise ValueError(
             f"{path}: truncated header: expected {4 * dims_n} bytes of dimensions, found {len(raw_dims)}"

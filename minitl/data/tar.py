@@ -27,7 +27,8 @@ def _fail(path, problem: str):
     raise ValueError(f"{path}: not a readable tar archive: {problem}")
 
 
-def _read_exact(f, n: int) -> bytes:
+def read_exact(f, n: int) -> bytes:
+    """Up to ``n`` bytes of ``f`` (gzip streams may return fewer per call), read 1 MiB at a time."""
     chunks, got = [], 0
     while got < n:
         chunk = f.read(min(n - got, 1 << 20))
@@ -121,7 +122,7 @@ def _walk(f, path: str, wanted: set, max_member: int, bound: int) -> dict[str, b
     long_name = None
     offset = 0
     while True:
-        block = _read_exact(f, BLOCK)
+        block = read_exact(f, BLOCK)
         if not block:
             if offset == 0:
                 _fail(path, "empty file")
@@ -147,7 +148,7 @@ def _walk(f, path: str, wanted: set, max_member: int, bound: int) -> dict[str, b
             if size > MAX_META_RECORD:
                 _fail(path, f"extended header at byte {offset - BLOCK} declares {size} bytes "
                             f"(limit {MAX_META_RECORD})")
-            data = _read_exact(f, padded)
+            data = read_exact(f, padded)
             if len(data) < padded:
                 _fail(path, f"truncated extended header at byte {offset}")
             data = data[:size]
@@ -164,7 +165,7 @@ def _walk(f, path: str, wanted: set, max_member: int, bound: int) -> dict[str, b
                 _fail(path, f"member {member} appears twice")
             if size > max_member:
                 _fail(path, f"member {member} declares {size} bytes (at most {max_member} expected)")
-            data = _read_exact(f, size)
+            data = read_exact(f, size)
             if len(data) < size or _skip(f, padded - size) < padded - size:
                 _fail(path, f"truncated inside member {member}")
             found[member] = data
