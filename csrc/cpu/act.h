@@ -12,8 +12,8 @@ namespace minitl {
 
 // exp(x) for float without a libm call, so loops over it vectorise.
 // Cody-Waite range reduction + degree-6 polynomial (Cephes expf): ~1 ulp.
-inline float exp_fast(float x) {
-    x = std::min(88.3762626647949f, std::max(-87.0f, x));
+inline float exp_fast(float x0) {
+    float x = std::min(88.3762626647949f, std::max(-87.0f, x0));
     float fx = x * 1.44269504088896341f;
     fx = std::floor(fx + 0.5f);
     float r = x - fx * 0.693359375f + fx * 2.12194440e-4f;
@@ -28,7 +28,12 @@ inline float exp_fast(float x) {
     std::int32_t e = (static_cast<std::int32_t>(fx) + 127) << 23;
     float scale;
     std::memcpy(&scale, &e, sizeof scale);
-    return p * scale;
+    // The clamp above maps NaN to -87 (std::max(-87, NaN) is -87) and the
+    // infinities to finite values: give NaN back, +Inf for overflow and 0 for
+    // underflow, as std::exp does, or a NaN logit would turn into a finite
+    // probability and sigmoid(-Inf) into 1e-38 instead of 0.
+    const float r_exp = x0 > 88.7228394f ? HUGE_VALF : p * scale;
+    return x0 < -103.972084f ? 0.0f : (x0 == x0 ? r_exp : x0);
 }
 
 // tanh for float: odd polynomial near 0 (keeps relative accuracy), else
@@ -48,6 +53,12 @@ inline double tanh_fast(double x) { return std::tanh(x); }
 inline float sigmoid(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
 inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
+// max(v, 0) that keeps NaN, as the reference np.maximum(z, 0) does: NaN < 0 is
+// false, so NaN passes through (v > 0 ? v : 0 would turn a NaN into 0). One
+// compare and a select, so the loops still vectorise.
+template <class T>
+inline T relu(T v) { return v < T(0) ? T(0) : v; }
+
 // y[0:n] = act(y + bias) with one bias value for the whole span.
 template <class T>
 inline void bias_act_span(T* __restrict y, i64 n, T bias, Act act) {
@@ -59,7 +70,7 @@ inline void bias_act_span(T* __restrict y, i64 n, T bias, Act act) {
         case Act::Relu:
             for (i64 i = 0; i < n; ++i) {
                 T v = y[i] + bias;
-                y[i] = v > T(0) ? v : T(0);
+                y[i] = relu(v);
             }
             break;
         case Act::Tanh:
@@ -81,7 +92,7 @@ inline void bias_act_copy(T* dst, const T* src, i64 n, T bias, Act act) {
         case Act::Relu:
             for (i64 i = 0; i < n; ++i) {
                 T v = src[i] + bias;
-                dst[i] = v > T(0) ? v : T(0);
+                dst[i] = relu(v);
             }
             break;
         case Act::Tanh:
@@ -104,7 +115,7 @@ inline void bias_act_row(T* __restrict y, i64 n, const T* __restrict b, Act act)
         case Act::Relu:
             for (i64 i = 0; i < n; ++i) {
                 T v = y[i] + (b ? b[i] : T(0));
-                y[i] = v > T(0) ? v : T(0);
+                y[i] = relu(v);
             }
             break;
         case Act::Tanh:

@@ -144,6 +144,14 @@ void conv_forward_core(const ConvGeom& g, const T* x, const T* w, Epilogue epilo
     }
 }
 
+// Whether x[0:n] holds no NaN or Inf (x - x is 0 exactly for finite x).
+template <class T>
+inline bool all_finite(const T* __restrict x, i64 n) {
+    T acc = T(0);
+    for (i64 i = 0; i < n; ++i) acc += x[i] - x[i];
+    return acc == T(0);
+}
+
 // dx, dw, db (each may be null) of a convolution. gz(n, dst, plane, row)
 // writes sample n's output gradient (O planes of OH x OW, with the given
 // plane and row strides) into a zeroed buffer; it runs on the thread that
@@ -186,7 +194,12 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
     // Weight gradient by the GEMM microkernel when the output channels fill
     // most of its 16-wide (8 for double) register tile, else by the direct
     // correlation kernel; the GEMM one accumulates dw transposed (K x O).
-    const bool dw_by_gemm = dw && s1 && g.O * 4 >= Tile<T>::NR * 3;
+    // Both stride-1 ways also multiply x at the padded grid's junk columns
+    // (past OW) by a zero gradient, and 0 * NaN is NaN: a dw the reference
+    // keeps finite. An input holding NaN or Inf takes im2col + GEMM instead,
+    // which reads only the taps of real output pixels (one pass over x decides).
+    const bool dw_on_grid = dw && s1 && all_finite(x, g.N * xs);
+    const bool dw_by_gemm = dw_on_grid && g.O * 4 >= Tile<T>::NR * 3;
     const std::vector<i64> offx = dw_by_gemm ? sx.offsets() : std::vector<i64>();
     std::vector<i64> offd;
     std::vector<T> paf;  // w flipped and transposed to (C, O, KH, KW), packed
@@ -214,6 +227,16 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
     T* acc = scratch<T>(kAcc, acc_size * std::max<i64>(chunks, 1));
     std::fill(acc, acc + acc_size * std::max<i64>(chunks, 1), T(0));
 
+    // gz as compact (O x P) planes for the im2col paths: the stride-1 grid's
+    // padded-width rows copied without their junk columns.
+    auto compact = [&](const T* gzn, i64 zplane, i64 zrow) -> const T* {
+        if (!s1) return gzn;
+        T* c = scratch<T>(kTmp2, g.O * P);
+        for (i64 o = 0; o < g.O; ++o)
+            for (i64 h = 0; h < g.OH; ++h)
+                std::memcpy(c + o * P + h * g.OW, gzn + o * zplane + h * zrow, g.OW * sizeof(T));
+        return c;
+    };
     auto one = [&](i64 n, T* acc_t, bool par) {
         const T* xn = x + n * xs;
         // The gradient on the grid its consumers read: padded-width rows on the
@@ -226,7 +249,7 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
             T* dbt = acc_t + (dw ? g.O * K : 0);
             for (i64 o = 0; o < g.O; ++o) dbt[o] += sum_span(gzn + o * zplane, zplane);
         }
-        if (dw && s1) {
+        if (dw_on_grid) {
             T* xpad = scratch<T>(kCols, sx.buf);
             sx.pad(xpad, [&](i64 c, i64 h, T* dst) {
                 std::memcpy(dst, xn + (c * g.H + h) * g.W, g.W * sizeof(T));
@@ -244,7 +267,7 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
             T* cols = scratch<T>(kCols, K * P);
             im2col(g, xn, cols);
             // dw (O x K) += gz_n (O x P) . cols^T (P x K)
-            gemm<T>(g.O, K, P, T(1), gzn, P, 1, cols, 1, P, T(1), acc_t, K, par);
+            gemm<T>(g.O, K, P, T(1), compact(gzn, zplane, zrow), P, 1, cols, 1, P, T(1), acc_t, K, par);
         }
         if (dx && s1dx) {
             T* gpad = scratch<T>(kTmp, sd.buf);
@@ -268,15 +291,7 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
                     std::memcpy(dxn + (c * g.H + h) * g.W, dxpad + c * sx.plane + (h + g.ph) * sx.Wp + g.pw,
                                 g.W * sizeof(T));
         } else if (dx) {
-            const T* gzc = gzn;
-            if (s1) {  // compact the padded-width rows for the im2col path
-                T* c = scratch<T>(kTmp2, g.O * P);
-                for (i64 o = 0; o < g.O; ++o)
-                    for (i64 h = 0; h < g.OH; ++h)
-                        std::memcpy(c + o * P + h * g.OW, gzn + o * zplane + h * zrow,
-                                    g.OW * sizeof(T));
-                gzc = c;
-            }
+            const T* gzc = compact(gzn, zplane, zrow);
             // dcols (K x P) = w^T (K x O) . gz_n (O x P), scattered back by col2im.
             T* dcols = scratch<T>(kTmp, K * P);
             gemm<T>(K, P, g.O, T(1), w, 1, K, gzc, P, 1, T(0), dcols, P, par);

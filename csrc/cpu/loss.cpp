@@ -59,7 +59,9 @@ py::tuple forward(py::handle lh, py::handle th, double smoothing) {
                 sum_logp += logp;
                 pi[j] = exp_t(logp);
             }
-            lp[i] = -keep * (zi[tp[i]] - m - lse) - per_class * sum_logp;
+            // Without smoothing the sum of log-probabilities is not used: 0 * -Inf
+            // (a -Inf logit) would be NaN where the reference gives a finite loss.
+            lp[i] = -keep * (zi[tp[i]] - m - lse) - (s != T(0) ? per_class * sum_logp : T(0));
         }
     }
     return py::make_tuple(losses, probs);

@@ -11,7 +11,13 @@ namespace minitl {
 // y[oh, ow] = max over the (kh x kw) window at (oh*sh, ow*sw) of plane x
 // (rows W apart: a compact plane, or a row of the conv's padded-width grid);
 // idx gets the flat index ih*IW + iw (IW: the plane's true width) of the first maximum in row-major
-// window order (NumPy's argmax rule, so ties match the reference).
+// window order (NumPy's argmax rule, so ties match the reference). NaN counts
+// as the maximum and the first NaN wins, as in np.argmax: a NaN never turns
+// into a neighbour's value (see takes()).
+
+// Whether v replaces the window's current best: larger, or the first NaN.
+template <class T>
+inline bool takes(T v, T best) { return v > best || (v != v && best == best); }
 #ifdef MINITL_AVX2
 // Eight 2x2/2 windows of two float rows at once: split each row into its
 // even and odd columns, then three compare-and-blend steps keep the first
@@ -31,7 +37,10 @@ inline void max_pool2x2_8(const float* r0, const float* r1, float* y, std::int32
     __m256 best = a;
     __m256i at = ia;
     auto take = [&](__m256 v, std::int32_t shift) {
-        const __m256 m = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
+        // takes(): v > best, or v is NaN while best is not.
+        const __m256 m = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ),
+                                      _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q),
+                                                    _mm256_cmp_ps(best, best, _CMP_ORD_Q)));
         best = _mm256_blendv_ps(best, v, m);
         at = _mm256_blendv_epi8(at, _mm256_add_epi32(ia, _mm256_set1_epi32(shift)), _mm256_castps_si256(m));
     };
@@ -72,13 +81,13 @@ inline void max_pool_plane(const T* __restrict x, i64 W, i64 kh, i64 kw, i64 sh,
                 const I col = static_cast<I>(2 * ow);
                 T best = a;
                 I at = col;
-                const bool mb = b > best;
+                const bool mb = takes(b, best);
                 best = mb ? b : best;
                 at = mb ? static_cast<I>(col + 1) : at;
-                const bool mc = c > best;
+                const bool mc = takes(c, best);
                 best = mc ? c : best;
                 at = mc ? static_cast<I>(col + IW) : at;
-                const bool md = d > best;
+                const bool md = takes(d, best);
                 best = md ? d : best;
                 at = md ? static_cast<I>(col + IW + 1) : at;
                 y[oh * OW + ow] = best;
@@ -95,7 +104,7 @@ inline void max_pool_plane(const T* __restrict x, i64 W, i64 kh, i64 kw, i64 sh,
             for (i64 i = 0; i < kh; ++i)
                 for (i64 j = 0; j < kw; ++j) {
                     const T v = x[(h0 + i) * W + w0 + j];
-                    if (v > best) { best = v; at = (h0 + i) * IW + w0 + j; }
+                    if (takes(v, best)) { best = v; at = (h0 + i) * IW + w0 + j; }
                 }
             y[oh * OW + ow] = best;
             idx[oh * OW + ow] = static_cast<I>(at);

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import tarfile
 import tempfile
 
 import numpy as np
 
+from .tar import read_members
+
 RECORD = 1 + 3 * 32 * 32  # bytes per image: one label byte, then the pixels
 NUM_CLASSES = 10
+# A batch file holds 10,000 records (30.7 MB); anything much larger is not CIFAR-10.
+MAX_MEMBER = 64 << 20
 
 
 def parse_cifar_batch(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -66,14 +69,12 @@ def read_cifar_archive(archive, names, folder: str = "cifar-10-batches-bin"):
     """Read batch files straight out of ``cifar-10-binary.tar.gz``, without unpacking it.
 
     Only members called ``<folder>/<name>`` are read, and only as bytes, so a
-    hostile archive cannot write anywhere.
+    hostile archive cannot write anywhere. A damaged archive (not a tar, a
+    truncated or bit-flipped gzip stream, oversized headers) raises
+    ``ValueError`` naming the file (:mod:`minitl.data.tar`).
     """
-    archive = os.fspath(archive)
-    parts = []
-    with tarfile.open(archive, "r:*") as tar:
-        for name in names:
-            f = _member(tar, archive, f"{folder}/{name}")
-            parts.append(parse_cifar_batch(f.read(), f"{archive}:{folder}/{name}"))
+    members = _members(archive, names, folder)
+    parts = [parse_cifar_batch(members[name], f"{os.fspath(archive)}:{folder}/{name}") for name in names]
     return _concat(parts)
 
 
@@ -109,29 +110,27 @@ def extract_cifar_archive(archive, dest_dir, names, folder: str = "cifar-10-batc
     archive, so it cannot write outside ``dest_dir``.
     """
     dest_dir = os.fspath(dest_dir)
+    members = _members(archive, names, folder)  # the whole archive checked before anything is written
     os.makedirs(dest_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".unpack-", dir=dest_dir)
     try:
-        with tarfile.open(os.fspath(archive), "r:*") as tar:
-            for name in names:
-                f = _member(tar, archive, f"{folder}/{name}")
-                with open(os.path.join(tmp, name), "wb") as out:
-                    shutil.copyfileobj(f, out)
+        for name in names:
+            with open(os.path.join(tmp, name), "wb") as out:
+                out.write(members[name])
         for name in names:
             os.replace(os.path.join(tmp, name), os.path.join(dest_dir, name))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _member(tar, archive, member: str):
-    """The named regular file of an open tar, or ValueError naming the archive."""
-    try:
-        f = tar.extractfile(member)
-    except KeyError:
-        f = None
-    if f is None:
-        raise ValueError(f"{os.fspath(archive)}: expected a regular file {member} in the archive, found none")
-    return f
+def _members(archive, names, folder: str) -> dict:
+    """``{name: bytes}`` of ``<folder>/<name>`` for every name, or ValueError naming the archive."""
+    found = read_members(archive, [f"{folder}/{name}" for name in names], MAX_MEMBER)
+    for name in names:
+        if f"{folder}/{name}" not in found:
+            raise ValueError(f"{os.fspath(archive)}: expected a regular file {folder}/{name} "
+                             "in the archive, found none")
+    return {name: found[f"{folder}/{name}"] for name in names}
 
 
 def _concat(parts):

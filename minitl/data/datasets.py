@@ -22,7 +22,7 @@ from . import catalog
 from ._seed import make_rng
 from .cifar import (extract_cifar_archive, read_cifar_archive, read_cifar_batches,
                     read_cifar_class_names)
-from .download import DownloadError, fetch
+from .download import DownloadError, fetch, sha256_of
 from .idx import read_idx_pair
 from .locate import DatasetNotFoundError, cache_dir, find_archive, not_found_message, search
 
@@ -261,6 +261,7 @@ class CIFAR10(ArrayDataset):
         place, found = search(info, split, root)
         archive = None if place is not None else find_archive(info, root)
         if archive is not None:
+            _check_official_archive(archive, info)
             images, labels = read_cifar_archive(archive, names, info.archive_dir)
             classes, self.root = info.classes, os.path.dirname(archive)
         else:
@@ -277,6 +278,22 @@ class CIFAR10(ArrayDataset):
             classes = read_cifar_class_names(os.path.join(self.root, "batches.meta.txt")) or info.classes
         super().__init__(images, labels, classes, name="CIFAR10")
         self.train = train
+
+
+def _check_official_archive(archive, info) -> None:
+    """An archive with the official name and size must have the official SHA-256.
+
+    Its gzip CRC only covers what was compressed, not which file it is; a
+    same-sized file that differs is a damaged download. (Smaller archives, such
+    as ones a user or a test builds, are read on their own checks.)
+    """
+    remote = next((r for r in info.remote if r.name == os.path.basename(archive)), None)
+    if remote is None or remote.sha256 is None or os.path.getsize(archive) != remote.size:
+        return
+    digest = sha256_of(archive)
+    if digest != remote.sha256:
+        raise ValueError(f"{archive}: SHA-256 mismatch: expected {remote.sha256} for the official "
+                         f"{remote.name}, found {digest} (damaged download? delete it and rerun with --download)")
 
 
 def _all_cifar_members(info) -> tuple[str, ...]:

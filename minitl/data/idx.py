@@ -15,6 +15,8 @@ import zlib
 
 import numpy as np
 
+from .tar import read_exact  # the same bounded read loop
+
 # IDX element-type byte -> NumPy dtype (big-endian, as stored).
 IDX_TYPES = {
     0x08: np.dtype("u1"),
@@ -27,6 +29,9 @@ IDX_TYPES = {
 _TYPE_CODES = {dt.newbyteorder("="): code for code, dt in IDX_TYPES.items()}
 
 _GZIP_MAGIC = b"\x1f\x8b"
+# Deflate's best case is about 1032 output bytes per input byte: a header
+# claiming more than that many times the compressed file is a lie.
+_MAX_DEFLATE_RATIO = 1032
 
 
 def _open(path: str):
@@ -34,18 +39,6 @@ def _open(path: str):
     with open(path, "rb") as f:
         head = f.read(2)
     return gzip.open(path, "rb") if head == _GZIP_MAGIC else open(path, "rb")
-
-
-def _read_exact(f, n: int) -> bytes:
-    """Up to ``n`` bytes (gzip streams may return fewer per call than asked)."""
-    chunks, got = [], 0
-    while got < n:
-        chunk = f.read(n - got)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
 
 
 def _readinto_exact(f, buf: memoryview) -> int:
@@ -80,7 +73,7 @@ def read_idx(path, dtype=None, ndim: int | None = None) -> np.ndarray:
 
 def _parse(f, path: str, dtype, ndim: int | None) -> np.ndarray:
     """Check the header and read the body of an open IDX stream."""
-    magic = _read_exact(f, 4)
+    magic = read_exact(f, 4)
     if len(magic) < 4:
         what = "an empty file" if not magic else f"{len(magic)} bytes"
         raise ValueError(f"{path}: expected a 4-byte IDX magic number, found {what}")
@@ -97,7 +90,7 @@ def _parse(f, path: str, dtype, ndim: int | None) -> np.ndarray:
     if ndim is not None and dims_n != ndim:
         raise ValueError(f"{path}: expected {ndim} dimensions, found {dims_n}")
 
-    raw_dims = _read_exact(f, 4 * dims_n)
+    raw_dims = read_exact(f, 4 * dims_n)
     if len(raw_dims) < 4 * dims_n:
         raise ValueError(
             f"{path}: truncated header: expected {4 * dims_n} bytes of dimensions, found {len(raw_dims)}"
@@ -107,12 +100,25 @@ def _parse(f, path: str, dtype, ndim: int | None) -> np.ndarray:
     body = math.prod(shape) * stored.itemsize  # Python ints: no overflow on hostile headers
 
     if isinstance(f, gzip.GzipFile):
-        # The decompressed size is only known by reading; reading what is there
-        # (rather than allocating what the header claims) bounds the memory used.
-        data = bytearray(f.read())
-        if len(data) != body:
-            _size_error(path, shape, header + body, header + len(data))
-        out = np.frombuffer(data, dtype=stored).reshape(shape)
+        # The decompressed size is only known by reading. Allocate what the
+        # header declares, bounded by what the compressed file could hold
+        # (deflate expands at most ~1032:1), and inflate at most one byte past
+        # it: a gzip bomb costs no more memory than the array it claims to be.
+        limit = os.fstat(f.fileobj.fileno()).st_size * _MAX_DEFLATE_RATIO
+        if body > limit:
+            raise ValueError(
+                f"{path}: header declares shape {shape} ({body} bytes), more than a "
+                f"{limit // _MAX_DEFLATE_RATIO}-byte gzip file can hold (corrupt header?)"
+            )
+        out = np.empty(shape, dtype=stored)
+        got = _readinto_exact(f, memoryview(out).cast("B")) if body else 0
+        if got < body:
+            _size_error(path, shape, header + body, header + got)
+        # One byte more: none may be there. Reaching the end also checks the
+        # gzip trailer (CRC-32 and length), so a flipped bit is refused.
+        if f.read(1):
+            raise ValueError(f"{path}: file is longer than its header says: header declares shape "
+                             f"{shape}, so expected {header + body} bytes once inflated, found more")
     else:
         # Raw files: compare sizes before allocating anything.
         found = os.fstat(f.fileno()).st_size

@@ -18,9 +18,14 @@ import math
 import numpy as np
 
 from ..core import backend
+from ..core.random import check_state
 from ..core.tensor import Tensor
 from ._seed import draw_seed
 from .transforms import random_generators, to_float
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 class DataLoader:
@@ -90,8 +95,8 @@ class DataLoader:
         return {"seed": self.seed, "epoch": self.epoch,
                 "transform_rngs": [g.bit_generator.state for g in random_generators(self.transform)]}
 
-    def load_state_dict(self, state: dict) -> None:
-        """Put back what :meth:`state_dict` saved (the transforms must be built the same way)."""
+    def check_state_dict(self, state) -> None:
+        """Raise ``ValueError`` naming what in ``state`` this loader cannot take; changes nothing."""
         if not isinstance(state, dict) or not isinstance(state.get("transform_rngs"), list):
             raise ValueError("DataLoader.load_state_dict wants the dict DataLoader.state_dict() returns")
         gens = random_generators(self.transform)
@@ -99,7 +104,21 @@ class DataLoader:
         if len(gens) != len(saved):
             raise ValueError(f"the saved state has {len(saved)} transform generator(s), the loader has "
                              f"{len(gens)}: is it built with the same transforms?")
-        for g, s in zip(gens, saved):
+        for i, (g, s) in enumerate(zip(gens, saved)):
+            try:
+                check_state(s, g.bit_generator)
+            except ValueError as e:
+                raise ValueError(f"transform generator {i}: {e}") from None
+        if "seed" in state and not (state["seed"] is None or (_is_int(state["seed"]) and state["seed"] >= 0)):
+            raise ValueError(f"the saved shuffle seed {state['seed']!r} is not a non-negative integer")
+        if "epoch" in state and not (_is_int(state["epoch"]) and state["epoch"] >= 0):
+            raise ValueError(f"the saved epoch {state['epoch']!r} is not a count")
+
+    def load_state_dict(self, state: dict) -> None:
+        """Put back what :meth:`state_dict` saved (the transforms must be built the same way);
+        checked whole first (:meth:`check_state_dict`)."""
+        self.check_state_dict(state)
+        for g, s in zip(random_generators(self.transform), state["transform_rngs"]):
             g.bit_generator.state = s
         if "seed" in state:
             self.seed = state["seed"]

@@ -39,23 +39,43 @@ class Task:
         return tuple(self.train.images.shape[1:])
 
 
-def parse_classes(text) -> list[int]:
-    """``'0-4'`` -> [0, 1, 2, 3, 4]; ``'5,7,9'`` -> [5, 7, 9]; a list passes through."""
+def _class_index(text: str, whole: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"class {text!r} in {whole!r} is not a class index (use e.g. 0-4 or 0,2,4)")
+    return int(text)
+
+
+def parse_classes(text, num_classes: int | None = None) -> list[int]:
+    """``'0-4'`` -> [0, 1, 2, 3, 4]; ``'5,7,9'`` -> [5, 7, 9]; a list passes through.
+
+    ``ValueError`` names the problem: a part that is not a class index
+    (``'a-b'``), a range that runs backwards (``'9-0'``), a class given twice
+    (``'1,1'``), no class at all (``','``), or, with ``num_classes``, a class
+    outside ``0..num_classes-1`` (``'0-12'`` for a 10-class dataset).
+    """
     if not isinstance(text, str):
-        return [int(c) for c in text]
-    out = []
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        if "-" in part:
-            lo, hi = (int(v) for v in part.split("-", 1))
-            if hi < lo:
-                raise ValueError(f"class range {part!r} runs backwards")
-            out.extend(range(lo, hi + 1))
-        else:
-            out.append(int(part))
+        out = [int(c) for c in text]
+        text = ",".join(map(str, out))
+    else:
+        out = []
+        for part in text.replace(" ", "").split(","):
+            if not part:
+                continue
+            if "-" in part:
+                lo, hi = (_class_index(v, text) for v in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError(f"class range {part!r} runs backwards (did you mean {hi}-{lo}?)")
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(_class_index(part, text))
     if not out:
-        raise ValueError(f"no classes in {text!r}")
+        raise ValueError(f"no classes in {text!r} (use e.g. 0-4 or 0,2,4)")
+    twice = sorted({c for c in out if out.count(c) > 1})
+    if twice:
+        raise ValueError(f"class {twice[0]} is given twice in {text!r}")
+    if num_classes is not None and not all(0 <= c < num_classes for c in out):
+        bad = next(c for c in out if not 0 <= c < num_classes)
+        raise ValueError(f"class {bad} in {text!r} is out of range: the dataset has classes 0-{num_classes - 1}")
     return out
 
 

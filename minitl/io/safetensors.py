@@ -101,6 +101,16 @@ def _unique_object(pairs):
     return out
 
 
+def _is_utf8(text: str) -> bool:
+    # JSON's "\\ud800" escape decodes to a lone surrogate, which is not Unicode
+    # text; the reference reader (serde_json) refuses it, so we do too.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _count(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
@@ -142,15 +152,21 @@ def read_header(f, path, file_size: int) -> tuple[dict, dict, int]:
     for k, v in metadata.items():
         if not isinstance(v, str):
             _fail(path, f"{METADATA_KEY} value for {k!r} is {type(v).__name__}, not a string")
+        if not (_is_utf8(k) and _is_utf8(v)):
+            _fail(path, f"{METADATA_KEY} entry {k!r} holds a lone UTF-16 surrogate, not Unicode text")
 
     entries = {}
     for name, info in header.items():
+        if not _is_utf8(name):
+            _fail(path, f"tensor name {name!r} holds a lone UTF-16 surrogate, not Unicode text")
         if not isinstance(info, dict):
             _fail(path, f"entry for tensor {name!r} is not an object")
         if set(info) != {"dtype", "shape", "data_offsets"}:
             _fail(path, f"tensor {name!r} must have exactly dtype, shape and data_offsets "
                         f"(has {sorted(info)})")
         dt, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(dt, str):
+            _fail(path, f"tensor {name!r} has dtype {dt!r}, not a string such as 'F32'")
         if dt in _UNSUPPORTED:
             _fail(path, f"tensor {name!r} has dtype {dt}, which NumPy cannot represent")
         if dt not in DTYPES:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..core.version import __version__
+from . import npz
+from .atomic import atomic_write
 from . import safetensors as st
 
 METADATA_KEY = st.METADATA_KEY  # reserved name, in both formats
@@ -77,58 +77,12 @@ def _host_state_dict(state_dict) -> dict:
     return arrays
 
 
-def _file_mode(path) -> int:
-    # Keep an existing file's permissions; a new one gets what open() would give it.
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        # The only portable way to read the umask is to set it and put it back.
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def atomic_write(path, write) -> None:
-    """Call ``write(f)`` on a temporary file beside ``path``, then move it into place.
-
-    The temporary file is flushed and fsynced before ``os.replace``, so a crash
-    or an exception leaves ``path`` as it was; the temporary file is removed.
-    """
-    path = Path(path)
-    tmp = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
-                                      suffix=".tmp", delete=False)
-    try:
-        with tmp as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp.name, _file_mode(path))
-        os.replace(tmp.name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp.name)
-        except FileNotFoundError:
-            pass
-        raise
-    # Make the rename itself durable (POSIX only; Windows cannot open directories).
-    if os.name == "posix":
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _write_npz(f, arrays: dict, metadata: dict | None) -> None:
-    # Written member by member (as np.savez does) so that any key is allowed,
-    # even ones np.savez would take as its own keyword arguments.
+    # Metadata rides along as a uint8 member of UTF-8 JSON.
     if metadata is not None:
         text = json.dumps(metadata, sort_keys=True, ensure_ascii=False)
         arrays = {**arrays, METADATA_KEY: np.frombuffer(text.encode("utf-8"), np.uint8)}
-    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, a in arrays.items():
-            with zf.open(name + ".npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(a), allow_pickle=False)
+    npz.write(f, arrays)
 
 
 def save(state_dict, path, metadata: dict | None = None) -> None:
@@ -162,27 +116,9 @@ def _parse_npz_metadata(path, a) -> dict:
 
 
 def _read_npz(path, with_arrays: bool = True) -> tuple[dict, dict]:
-    if not zipfile.is_zipfile(path):
-        _npz_fail(path, "not a zip archive")
-    arrays, metadata = {}, {}
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            for name in npz.files:
-                if not with_arrays and name != METADATA_KEY:
-                    continue
-                try:
-                    a = npz[name]
-                except ValueError as e:  # object arrays are refused here, never unpickled
-                    _npz_fail(path, f"array {name!r} cannot be read: {e}")
-                if name == METADATA_KEY:
-                    metadata = _parse_npz_metadata(path, a)
-                elif not isinstance(a, np.ndarray):
-                    _npz_fail(path, f"member {name!r} is not a .npy array")
-                else:
-                    arrays[name] = a
-    except (zipfile.BadZipFile, EOFError, OSError) as e:
-        _npz_fail(path, f"corrupt archive ({e})")
-    return arrays, metadata
+    arrays = npz.read(path, wanted=None if with_arrays else {METADATA_KEY})
+    raw = arrays.pop(METADATA_KEY, None)
+    return arrays, {} if raw is None else _parse_npz_metadata(path, raw)
 
 
 def _read(path, with_arrays: bool) -> tuple[dict, dict]:

@@ -44,6 +44,7 @@ def build_model(spec, num_classes: int, shape):
     """
     if callable(spec):
         return spec(num_classes, tuple(shape))
+    check_model_spec(spec)
     name, sep, arg = str(spec).partition(":")
     c, h, w = shape
     if name == "lenet":
@@ -55,6 +56,26 @@ def build_model(spec, num_classes: int, shape):
         return MLP(in_features=c * h * w, hidden=hidden, num_classes=num_classes)
     if name in RESNETS:
         return RESNETS[name](num_classes=num_classes, in_chans=c, **_resnet_options(spec, arg))
+    raise ValueError(f"unknown model {spec!r}; use 'lenet', 'mlp', 'mlp:H1,H2,...' or "
+                     "'resnet18|34|50[:width=N,small_input=0|1]'")
+
+
+def check_model_spec(spec) -> None:
+    """Raise ``ValueError`` unless ``spec`` is ``'lenet'``, ``'mlp'``, ``'mlp:H1,H2,...'``,
+    ``'resnet18|34|50[:width=N,small_input=0|1]'`` (or a callable)."""
+    if callable(spec):
+        return
+    name, sep, arg = str(spec).partition(":")
+    if name == "lenet" and not sep:
+        return
+    if name == "mlp":
+        sizes = arg.split(",") if sep else []
+        if all(v.strip().isdigit() and int(v) > 0 for v in sizes) and (sizes or not sep):
+            return
+        raise ValueError(f"model {spec!r}: the hidden sizes of mlp:H1,H2,... must be positive integers")
+    if name in RESNETS:
+        _resnet_options(spec, arg)  # raises on a bad option
+        return
     raise ValueError(f"unknown model {spec!r}; use 'lenet', 'mlp', 'mlp:H1,H2,...' or "
                      "'resnet18|34|50[:width=N,small_input=0|1]'")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -225,6 +226,10 @@ class Module:
         missing, unexpected or shape-mismatched key. ``strict=False`` loads
         what matches and skips mismatched shapes (never broadcasts them).
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict({type(self).__name__}) wants a mapping of parameter names "
+                            f"to arrays (such as model.state_dict() or minitl.io.load(path)), "
+                            f"not {type(state_dict).__name__}")
         params = dict(self._named_state())
         report = LoadReport()
         ready = []

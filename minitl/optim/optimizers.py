@@ -16,6 +16,26 @@ from .. import kernels
 from ..core import backend
 
 
+def _is_number(v) -> bool:
+    """A real number (Python or NumPy scalar, or a 0-d array), not a bool."""
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    return isinstance(v, (int, float, np.integer, np.floating)) or (hasattr(v, "shape") and np.ndim(v) == 0
+                                                                    and v.dtype.kind in "iuf")
+
+
+def _same_kind(saved, mine) -> bool:
+    """Whether a saved group option can stand in for this optimizer's (numbers for numbers, ...)."""
+    if isinstance(mine, bool) or mine is None:
+        return isinstance(saved, bool) if isinstance(mine, bool) else (saved is None or _is_number(saved))
+    if _is_number(mine):
+        return _is_number(saved) or (saved is None)
+    if isinstance(mine, (tuple, list)):
+        return isinstance(saved, (tuple, list)) and len(saved) == len(mine) and \
+            all(_same_kind(a, b) for a, b in zip(saved, mine))
+    return type(saved) is type(mine)
+
+
 class Optimizer:
     """Base class: parameter groups, per-parameter state, zero_grad, state_dict."""
 
@@ -90,15 +110,49 @@ class Optimizer:
             groups.append(entry)
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore what :meth:`state_dict` returned, checking group and parameter counts."""
+    def check_state_dict(self, state_dict) -> None:
+        """Raise ``ValueError`` naming the first thing in ``state_dict`` that this optimizer
+        cannot take (groups, parameter counts, options, state shapes); changes nothing."""
+        if not isinstance(state_dict, dict) or not isinstance(state_dict.get("param_groups"), list) \
+                or not isinstance(state_dict.get("state"), dict):
+            raise ValueError("optimizer state must be the dict Optimizer.state_dict() returns, with "
+                             "'state' (a dict) and 'param_groups' (a list)")
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
             raise ValueError(f"optimizer state has {len(groups)} parameter groups, this optimizer {len(self.param_groups)}")
         for i, (saved, mine) in enumerate(zip(groups, self.param_groups)):
+            if not isinstance(saved, dict) or not isinstance(saved.get("params"), list):
+                raise ValueError(f"parameter group {i}: not a dict with a 'params' list")
             if len(saved["params"]) != len(mine["params"]):
                 raise ValueError(f"parameter group {i}: state has {len(saved['params'])} parameters, "
                                  f"optimizer has {len(mine['params'])}")
+            differ = (set(saved) ^ set(mine)) - {"initial_lr"}  # a scheduler adds initial_lr
+            if differ:
+                raise ValueError(f"parameter group {i}: options {sorted(saved)}, this optimizer has "
+                                 f"{sorted(mine)} (differ in {sorted(differ)})")
+            for k, v in saved.items():
+                if k != "params" and k in mine and not _same_kind(v, mine[k]):
+                    raise ValueError(f"parameter group {i}: option {k!r} is {v!r}, expected a value like {mine[k]!r}")
+        params = self._all_params()
+        for idx, s in state_dict["state"].items():
+            if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < len(params):
+                raise ValueError(f"optimizer state for parameter {idx!r}: expected an index in 0..{len(params) - 1}")
+            if not isinstance(s, dict) or not all(isinstance(k, str) for k in s):
+                raise ValueError(f"optimizer state for parameter {idx}: not a dict of named values")
+            for k, v in s.items():
+                if hasattr(v, "shape") and np.ndim(v) > 0:
+                    if tuple(v.shape) != params[idx].shape:
+                        raise ValueError(f"optimizer state '{k}' for parameter {idx} has shape {tuple(v.shape)}, "
+                                         f"parameter has {params[idx].shape}")
+                    if getattr(v, "dtype", None) is None or v.dtype.kind != "f":
+                        raise ValueError(f"optimizer state '{k}' for parameter {idx} is not a float array")
+                elif not _is_number(v):
+                    raise ValueError(f"optimizer state '{k}' for parameter {idx} is {v!r}, not an array or number")
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what :meth:`state_dict` returned; checked whole (:meth:`check_state_dict`) first."""
+        self.check_state_dict(state_dict)
+        groups = state_dict["param_groups"]
         params = self._all_params()
         self.state = {}
         for idx, s in state_dict["state"].items():
@@ -106,9 +160,6 @@ class Optimizer:
             entry = {}
             for k, v in s.items():
                 if hasattr(v, "shape") and np.ndim(v) > 0:
-                    if tuple(v.shape) != p.shape:
-                        raise ValueError(f"optimizer state '{k}' for parameter {idx} has shape {tuple(v.shape)}, "
-                                         f"parameter has {p.shape}")
                     v = backend.to_device(v, p.device).astype(p.dtype, copy=True)
                 entry[k] = v
             self.state[id(p)] = entry

@@ -34,10 +34,24 @@ class LRScheduler:
         """The learning rate of each group now."""
         return [g["lr"] for g in self.optimizer.param_groups]
 
+    def check_state_dict(self, state) -> None:
+        """Raise ``ValueError`` unless ``state`` is what :meth:`state_dict` returns for this optimizer."""
+        ok = (isinstance(state, dict) and set(state) == {"last_step", "base_lrs"}
+              and isinstance(state["last_step"], int) and not isinstance(state["last_step"], bool)
+              and state["last_step"] >= -1 and isinstance(state["base_lrs"], (list, tuple))
+              and len(state["base_lrs"]) == len(self.base_lrs)
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in state["base_lrs"]))
+        if not ok:
+            raise ValueError(f"{type(self).__name__}.load_state_dict wants {{'last_step': int, 'base_lrs': "
+                             f"[{len(self.base_lrs)} numbers]}}, got {state!r:.200}")
+
     def state_dict(self) -> dict:
+        """The step count and base learning rates (what a checkpoint keeps)."""
         return {"last_step": self.last_step, "base_lrs": list(self.base_lrs)}
 
     def load_state_dict(self, state: dict) -> None:
+        """Put back :meth:`state_dict`'s result (checked first)."""
+        self.check_state_dict(state)
         self.last_step, self.base_lrs = state["last_step"], list(state["base_lrs"])
         self._apply()
 

@@ -43,9 +43,22 @@ class History:
         """``{'records': [...]}`` of plain numbers: JSON-serialisable."""
         return {"records": [dict(r) for r in self.records]}
 
+    @staticmethod
+    def check_dict(data) -> None:
+        """Raise ``ValueError`` unless ``data`` is what :meth:`to_dict` returns."""
+        if not isinstance(data, dict) or not isinstance(data.get("records", []), list):
+            raise ValueError("a History must be {'records': [...]} as History.to_dict() returns")
+        for i, r in enumerate(data.get("records", [])):
+            if not isinstance(r, dict) or not all(isinstance(k, str) for k in r):
+                raise ValueError(f"History record {i} is not a dict of named values")
+            step = r.get("step")
+            if not isinstance(step, int) or isinstance(step, bool):
+                raise ValueError(f"History record {i} has step {step!r}, not an integer")
+
     @classmethod
     def from_dict(cls, data: dict) -> "History":
-        """Invert :meth:`to_dict`."""
+        """Invert :meth:`to_dict` (checked first: :meth:`check_dict`)."""
+        cls.check_dict(data)
         return cls(data.get("records", ()))
 
     def __len__(self) -> int:

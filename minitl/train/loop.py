@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..core.grad_mode import no_grad
 from ..data import DataLoader
 from ..nn import functional as F
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import apply_checkpoint, read_checkpoint, save_checkpoint
 from .history import History
 from .progress import Progress
 
@@ -114,9 +114,40 @@ def _save(path, state, loader, scheduler, callbacks, loader_epoch) -> None:
     save_checkpoint(path, state.model, state.optimizer, state.step, state.epoch, extra=extra)
 
 
+def _check_extra(extra, loader, scheduler, callbacks) -> None:
+    """Raise ``ValueError`` naming what in ``fit``'s part of a checkpoint cannot be resumed."""
+    fields = {"batch", "loader_epoch", "loader", "scheduler", "callbacks", "history"}
+    if not isinstance(extra, dict) or set(extra) != fields:
+        raise ValueError(f"extra must hold {sorted(fields)} (written by fit), found "
+                         f"{sorted(extra) if isinstance(extra, dict) else type(extra).__name__}")
+    for key in ("batch", "loader_epoch"):
+        v = extra[key]
+        if not (v is None and key == "loader_epoch") and not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            raise ValueError(f"extra.{key} is {v!r:.60}, not a count")
+    History.check_dict(extra["history"])
+    if isinstance(loader, DataLoader) and extra["loader"] is not None:
+        loader.check_state_dict(extra["loader"])
+    if scheduler is not None and extra["scheduler"] is not None:
+        scheduler.check_state_dict(extra["scheduler"])
+    if not isinstance(extra["callbacks"], list):
+        raise ValueError("extra.callbacks is not a list")
+    for cb, cb_state in zip(callbacks, extra["callbacks"]):
+        if cb_state is not None and callable(getattr(cb, "check_state_dict", None)):
+            cb.check_state_dict(cb_state)
+
+
 def _resume(path, state, loader, scheduler, callbacks):
-    """Load ``path`` into ``state`` and the loader; returns the loader epoch to replay."""
-    info = load_checkpoint(path, state.model, state.optimizer)
+    """Load ``path`` into ``state`` and the loader; returns the loader epoch to replay.
+
+    Everything is checked (:func:`read_checkpoint`, then ``fit``'s own part)
+    before the model, optimizer, RNG, loader or scheduler is touched.
+    """
+    ckpt = read_checkpoint(path, state.model, state.optimizer)
+    try:
+        _check_extra(ckpt.extra, loader, scheduler, callbacks)
+    except ValueError as e:
+        raise ValueError(f"{ckpt.path}: not a usable checkpoint: {e}") from None
+    info = apply_checkpoint(ckpt, state.model, state.optimizer)
     extra = info["extra"]
     state.step, state.epoch, state.batch = info["step"], info["epoch"], extra["batch"]
     state.history = History.from_dict(extra["history"])
