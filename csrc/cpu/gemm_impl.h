@@ -1,4 +1,7 @@
-// Blocked matrix product with an AVX2/FMA register-tile microkernel.
+// Blocked matrix product with a SIMD register-tile microkernel, written once
+// over the wrappers of simd.h and compiled per instruction-set variant
+// (included by isa/variant.h only; AVX-512: 6x32 floats, AVX2+FMA: 6x16,
+// generic: 6x2 scalars).
 //
 // Why our own: the products in LeNet/MLP are small (K = 25..800, M = 6..256)
 // and there are thousands of them per second; a BLAS call adds its own
@@ -7,16 +10,18 @@
 // B into NR-column panels, keep an MR x NR tile of C in registers) reaches
 // most of the machine's FMA peak on these shapes; the figures are in
 // benchmarks/RESULTS.md.
-#include "gemm.h"
+#pragma once
 
 #include <cstring>
 #include <vector>
 
+#include "gemm.h"
 #include "simd.h"
 
 namespace minitl {
+inline namespace MINITL_ISA {
 
-namespace {
+namespace gemm_detail {
 
 // Cache blocking: a KC x NR panel of B stays in L1, an MC x KC block of A in L2.
 constexpr i64 KC = 256;
@@ -285,11 +290,12 @@ void gemm_parallel(int nt, i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i6
     }
 }
 
-}  // namespace
+}  // namespace gemm_detail
 
 template <class T>
 void gemm(i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i64 csA, const T* B, i64 rsB,
           i64 csB, T beta, T* C, i64 ldc, bool parallel) {
+    using namespace gemm_detail;
     const int nt = parallel ? threads_for(double(M) * N * K, 1 << 16) : 1;
     if (nt <= 1 || M <= 0 || N <= 0 || K <= 0 || alpha == T(0))
         gemm_serial(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, ldc);
@@ -305,12 +311,13 @@ i64 packed_a_size(i64 M, i64 K) {
 
 template <class T>
 void pack_a_full(i64 M, i64 K, const T* A, i64 rsA, i64 csA, T* out) {
-    pack_a(M, K, A, rsA, csA, out);
+    gemm_detail::pack_a(M, K, A, rsA, csA, out);
 }
 
 template <class T>
 void gemm_offset_b(i64 M, i64 N, i64 K, const T* pa, const T* base, const i64* off, T* C,
                    i64 ldc) {
+    using namespace gemm_detail;
     constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
     // Row panel outer: its K x MR slice of A stays in L1 across the tiles.
     for (i64 i0 = 0; i0 < M; i0 += MR) {
@@ -331,12 +338,13 @@ i64 packed_b_size(i64 K, i64 N) {
 
 template <class T>
 void pack_b_full(i64 K, i64 N, const T* B, i64 rsB, i64 csB, T* out) {
-    pack_b(K, N, B, rsB, csB, out);
+    gemm_detail::pack_b(K, N, B, rsB, csB, out);
 }
 
 template <class T>
 void gemm_offset_a(i64 M, i64 N, i64 K, const T* base, const i64* off, const T* pb, T beta, T* C,
                    i64 ldc) {
+    using namespace gemm_detail;
     constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
     for (i64 i0 = 0; i0 < M; i0 += MR) {
         const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
@@ -353,6 +361,7 @@ void gemm_offset_a(i64 M, i64 N, i64 K, const T* base, const i64* off, const T* 
 template <class T>
 void gemm_scatter_add(i64 M, i64 N, i64 K, const T* pa, const T* B, i64 ldb, T* base,
                       const i64* off) {
+    using namespace gemm_detail;
     constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
     std::vector<i64> boff(static_cast<std::size_t>(K));
     for (i64 k = 0; k < K; ++k) boff[k] = k * ldb;
@@ -366,29 +375,5 @@ void gemm_scatter_add(i64 M, i64 N, i64 K, const T* pa, const T* B, i64 ldb, T* 
     }
 }
 
-#define MINITL_INSTANTIATE(T)                                                                  \
-    template i64 packed_a_size<T>(i64, i64);                                                  \
-    template void pack_a_full<T>(i64, i64, const T*, i64, i64, T*);                           \
-    template void gemm_offset_b<T>(i64, i64, i64, const T*, const T*, const i64*, T*, i64);   \
-    template i64 packed_b_size<T>(i64, i64);                                                  \
-    template void pack_b_full<T>(i64, i64, const T*, i64, i64, T*);                           \
-    template void gemm_offset_a<T>(i64, i64, i64, const T*, const i64*, const T*, T, T*, i64); \
-    template void gemm_scatter_add<T>(i64, i64, i64, const T*, const T*, i64, T*, const i64*);
-MINITL_INSTANTIATE(float)
-MINITL_INSTANTIATE(double)
-#undef MINITL_INSTANTIATE
-
-template void gemm<float>(i64, i64, i64, float, const float*, i64, i64, const float*, i64,
-                          i64, float, float*, i64, bool);
-template void gemm<double>(i64, i64, i64, double, const double*, i64, i64, const double*,
-                           i64, i64, double, double*, i64, bool);
-
-const char* gemm_kernel_name() {
-#ifdef MINITL_AVX2
-    return "own AVX2+FMA 6x16";
-#else
-    return "own portable scalar 6x2";
-#endif
-}
-
+}  // inline namespace MINITL_ISA
 }  // namespace minitl
