@@ -230,9 +230,10 @@ def test_variant_the_cpu_lacks_is_a_clear_error():
     assert missing in msg and "generic" in msg, msg  # what was asked, and what can run
 
 
-def test_auto_selects_the_best():
+def test_auto_selects_the_best_and_names_ignore_case():
     with isa("generic"):
         assert C.set_cpu_isa("auto") == RUNNABLE[0]
+        assert C.set_cpu_isa(" Generic ") == "generic"  # as MINITL_CPU_ISA is read
 
 
 def _python(code, **env):

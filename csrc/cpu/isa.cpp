@@ -102,9 +102,17 @@ const Kernels* best() {
     return variant_generic;  // its needs are the baseline's: always runnable
 }
 
-// The variant `name` names, or an exception saying why it cannot run here.
-const Kernels* resolve(const std::string& name, const char* who) {
-    const std::string what = std::string(who) + "=" + name;
+// "  AVX2 " -> "avx2": the names are case- and space-insensitive.
+std::string normalise(std::string name) {
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
+    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front()))) name.erase(0, 1);
+    return name;
+}
+
+// The variant `name` (normalised) names, or an exception saying why it
+// cannot run here; `what` says who asked, for the message.
+const Kernels* resolve(const std::string& name, const std::string& what) {
     if (name == "auto" || name.empty()) return best();
     const int i = index_of(name);
     if (i < 0)
@@ -156,14 +164,11 @@ const Kernels& active_kernels() {
 }
 
 std::string init_isa_from_env(const char* value) {
-    std::string name = value ? value : "";
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
-    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front()))) name.erase(0, 1);
+    const std::string name = normalise(value ? value : "");
     std::string warning;
     const Kernels* k;
     try {
-        k = resolve(name, "MINITL_CPU_ISA");
+        k = resolve(name, "MINITL_CPU_ISA=" + name);
         g_choice = name.empty() || name == "auto" ? "auto" : "MINITL_CPU_ISA=" + name;
     } catch (const std::exception& e) {
         k = best();
@@ -174,8 +179,9 @@ std::string init_isa_from_env(const char* value) {
     return warning;
 }
 
-std::string set_cpu_isa(const std::string& name) {
-    const Kernels* k = resolve(name, "set_cpu_isa");
+std::string set_cpu_isa(const std::string& requested) {
+    const std::string name = normalise(requested);
+    const Kernels* k = resolve(name, "set_cpu_isa('" + requested + "')");
     g_active.store(k, std::memory_order_release);
     g_choice = name == "auto" || name.empty() ? "auto" : "set_cpu_isa('" + name + "')";
     return k->name;
