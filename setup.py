@@ -7,31 +7,118 @@ what happened.
 """
 import glob
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
+try:
+    from setuptools.modified import newer_group
+except ImportError:  # setuptools < 69
+    from distutils.dep_util import newer_group
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _compiler_accepts(compiler, flag: str) -> bool:
-    """Compile an empty program with ``flag`` to see whether the compiler takes it."""
+def _compiler_accepts(compiler, flag) -> bool:
+    """Compile an empty program with ``flag`` (a string or a list) to see whether the
+    compiler takes it."""
+    flags = [flag] if isinstance(flag, str) else list(flag)
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.cpp")
         with open(src, "w") as f:
             f.write("#include <omp.h>\nint main() { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
-                    if "openmp" in flag else "int main() { return 0; }\n")
+                    if "-fopenmp" in flags else "int main() { return 0; }\n")
         try:
-            compiler.compile([src], output_dir=tmp, extra_postargs=[flag])
+            compiler.compile([src], output_dir=tmp, extra_postargs=flags)
         except Exception:
             return False
     return True
 
 
+# ------------------------------------------------------- CPU: minitl._C
+# The module's own flags assume only the architecture's baseline (x86-64:
+# SSE2), so it imports on any CPU without an illegal instruction. The hot
+# kernels are compiled once more per instruction set, each variant a
+# translation unit of its own with its own flags (csrc/cpu/isa/*.cpp); _C
+# picks one when it loads by what the CPU reports (csrc/cpu/isa.h, isa.cpp;
+# MINITL_CPU_ISA overrides).
+#
+# Link order matters: where several objects define the same inline function
+# or template instance (a C++ library one such as std::vector's, compiled
+# with different flags in each), the linker keeps the first. So the AVX2 and
+# AVX-512 objects are compiled separately and linked last, after every
+# object built with baseline flags (setuptools sorts `sources`, so their
+# order cannot carry this), and _check_variant_symbols() fails the build if
+# baseline code could still end up calling a copy compiled for a higher
+# instruction set. Our own code in the variants has a namespace per variant
+# and shares nothing.
+#
+# MINITL_NATIVE_ARCH=1 builds everything with -march=native (a local build
+# for this machine only). MINITL_EMULATE_AVX512=1 builds the AVX-512 variant
+# from pairs of AVX2 registers: a test build for machines without AVX-512
+# (the variant's tiles and edges run for real; build_info says "emulated").
+X86 = __import__("platform").machine().lower() in ("x86_64", "amd64")
+AVX2_FLAGS = ["-mavx2", "-mfma"]
+AVX512_FLAGS = AVX2_FLAGS + ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl"]
+# Best last (link order); csrc/cpu/isa/generic.cpp is an ordinary source.
+VARIANTS = [
+    ("csrc/cpu/isa/avx2.cpp", AVX2_FLAGS),
+    ("csrc/cpu/isa/avx512.cpp", AVX2_FLAGS + ["-DMINITL_EMULATE_AVX512"]
+     if os.environ.get("MINITL_EMULATE_AVX512") == "1" else AVX512_FLAGS),
+]
+
+
+def _cpu_flags():
+    if sys.platform == "win32":
+        return ["/O2"]
+    if os.environ.get("MINITL_NATIVE_ARCH") == "1":
+        return ["-O3", "-march=native"]
+    return ["-O3"]
+
+
+def _defined_and_undefined(obj: str):
+    """(defined, undefined) external symbols of an object file, by `nm`."""
+    out = subprocess.run([shutil.which("nm"), "-P", obj], capture_output=True, text=True,
+                         check=True).stdout
+    defined, undefined = set(), set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            (undefined if parts[1] == "U" else defined if parts[1] in "TWVDRBuiv" else set()).add(
+                parts[0])
+    return defined, undefined
+
+
+def _check_variant_symbols(levels):
+    """Fail if an object could link to code compiled for a higher instruction set.
+
+    ``levels``: lists of objects, baseline first. A symbol an object uses but
+    no object of its own or a lower level defines would be taken from a
+    higher level, i.e. run (say) AVX2 code on a CPU that may lack AVX2. The
+    variant tables (minitl::variant_*) are the intended exception: data,
+    read by the dispatcher, which checks the CPU before calling anything.
+    """
+    if not shutil.which("nm"):
+        return
+    syms = [[_defined_and_undefined(o) for o in objs] for objs in levels]
+    below = set()
+    for i, level in enumerate(syms):
+        below |= set().union(*(d for d, _ in level))
+        above = set().union(*(d for lv in syms[i + 1:] for d, _ in lv))
+        wanted = set().union(*(u for _, u in level))
+        bad = sorted(s for s in (wanted - below) & above if "variant_" not in s)
+        if bad:
+            raise RuntimeError("minitl._C: baseline-level code would call code compiled for a "
+                               f"higher instruction set (link order cannot fix it): {bad[:10]}")
+
+
 class BuildExt(build_ext):
-    """Adds OpenMP where the compiler has it (serial fallback otherwise)."""
+    """Adds OpenMP where the compiler has it (serial fallback otherwise) and the
+    instruction-set variants of the CPU kernels."""
 
     def build_extensions(self):
         for ext in self.extensions:
@@ -42,25 +129,52 @@ class BuildExt(build_ext):
                     ext.define_macros.append(("MINITL_OPENMP", "1"))
         super().build_extensions()
 
+    def build_extension(self, ext):
+        if ext.name != "minitl._C":
+            return super().build_extension(ext)
+        target = self.get_ext_fullpath(ext.name)
+        fresh = self.force or newer_group(ext.sources + ext.depends, target, "newer")
+        ext.extra_objects = self._compile_variants(ext) if fresh else []
+        super().build_extension(ext)  # compiles the baseline sources, links the variants last
+        if fresh and self.compiler.compiler_type == "unix":
+            base = [self.compiler.object_filenames([s], output_dir=self.build_temp)[0]
+                    for s in sorted(ext.sources)]
+            try:
+                _check_variant_symbols([base] + [[o] for o in ext.extra_objects])
+            except RuntimeError:
+                os.remove(target)
+                raise
 
-# Portable x86-64 baseline with AVX2/FMA (no -march=native): runs on any
-# AVX2 machine; MINITL_NATIVE_ARCH=1 opts into -march=native for local builds.
-def _cpu_flags():
-    if os.environ.get("MINITL_NATIVE_ARCH") == "1":
-        return ["-O3", "-march=native"]
-    import platform
+    def _compile_variants(self, ext):
+        """Compile csrc/cpu/isa/avx2.cpp and avx512.cpp with their own flags.
 
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        return ["-O3", "-mavx2", "-mfma", "-mf16c"]
-    return ["-O3"]
+        Off x86-64, with MSVC, or where the compiler rejects the flags, a
+        variant file is compiled without them and then defines no kernels
+        (it checks the compiler's macros), so the build never fails for want
+        of a variant; the module then offers the variants it has.
+        """
+        use_flags = X86 and self.compiler.compiler_type == "unix"
+        objects = []
+        for src, flags in VARIANTS:
+            extra = flags if use_flags and _compiler_accepts(self.compiler, flags) else []
+            if use_flags and not extra:
+                print(f"minitl._C: the compiler rejects {' '.join(flags)}; {src} builds no variant",
+                      flush=True)
+            objects += self.compiler.compile(
+                [src], output_dir=self.build_temp, macros=ext.define_macros,
+                include_dirs=ext.include_dirs, debug=self.debug,
+                extra_postargs=list(ext.extra_compile_args) + extra, depends=ext.depends)
+        return objects
 
 
 cpu_ext = Pybind11Extension(
     "minitl._C",
-    sorted(glob.glob("csrc/cpu/*.cpp")),
+    sorted(glob.glob("csrc/cpu/*.cpp")) + ["csrc/cpu/isa/generic.cpp"],
     include_dirs=["csrc/cpu"],
+    # Headers and the variant sources: a change to any of them rebuilds _C.
+    depends=sorted(glob.glob("csrc/cpu/*.h") + glob.glob("csrc/cpu/isa/*.h")) + [s for s, _ in VARIANTS],
     cxx_std=17,
-    extra_compile_args=_cpu_flags() if sys.platform != "win32" else ["/O2"],
+    extra_compile_args=_cpu_flags(),
 )
 
 # ---------------------------------------------------------------- CUDA: minitl._C_cuda
@@ -76,8 +190,6 @@ cpu_ext = Pybind11Extension(
 # ones in the build log. MINITL_CUDA_ARCHS="90" (or "80;90") narrows the list
 # for a quick build on one machine. No --use_fast_math: the tests hold float32
 # kernels to 1e-5 of a float64 reference.
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
 import warnings  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 

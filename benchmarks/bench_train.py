@@ -8,16 +8,26 @@ One run prints, for each model and batch size, the samples/s of
   or LeNet's classifier, learns; the frozen part costs only its forward);
 
 on the reference path (NumPy/CuPy) and on the native one (C++ or CUDA
-kernels), and the ratio native/reference. Inputs are synthetic Fashion-MNIST
+kernels), and the ratio native/reference; then the same rows as achieved
+GFLOP/s (the nominal multiply-adds of the conv and linear products only,
+x2; bias, activation, pooling, loss and optimizer are not counted), next to
+the machine's own float32 GEMM rate (a 1024^3 product on the active threads,
+best of ``--gemm-repeats``), which is the ceiling those figures approach. Inputs are synthetic Fashion-MNIST
 shaped batches (1x28x28 float32, 10 classes): throughput does not depend on
 the pixel values. Each figure is the best of ``--repeats`` timed windows of
 ``--steps`` steps after ``--warmup`` untimed ones, which filters out the
-noise of a shared machine.
+noise of a shared machine. On a machine too busy for that (other jobs keep
+preempting the benchmark), ``--clock cpu`` times each window by the
+process's CPU time instead of the wall clock, so time spent waiting for a
+core does not count; use it with ``--threads 1`` and OPENBLAS_NUM_THREADS=1,
+since with more threads it also counts workers spinning at barriers.
 
     python benchmarks/bench_train.py                    # CPU, batch 64 and 256
     python benchmarks/bench_train.py --quick            # smoke run, a few steps
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_train.py --threads 1 --clock cpu  # busy machine
     python benchmarks/bench_train.py --device cuda --batch 256 1024
     python benchmarks/bench_train.py --models resnet18 --batch 64 128   # width=16, small_input, 1x32x32
+    MINITL_CPU_ISA=avx2 python benchmarks/bench_train.py   # one C++ variant
 
 ``resnet18`` is ``resnet18(width=16, small_input=True)`` on 1x32x32 inputs
 (Fashion-MNIST padded to 32x32); its ``frozen`` mode freezes everything but
@@ -74,7 +84,7 @@ def _sync(device: str):
 
 
 def measure(name: str, mode: str, batch: int, device: str, steps: int, warmup: int,
-            repeats: int) -> float:
+            repeats: int, clock=time.perf_counter) -> float:
     """Samples per second of one (model, mode, batch) on the current kernel path."""
     rng = np.random.default_rng(0)
     x_np = rng.standard_normal((batch,) + INPUT[name]).astype(np.float32)
@@ -108,11 +118,11 @@ def measure(name: str, mode: str, batch: int, device: str, steps: int, warmup: i
     sync()
     best = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(steps):
             step()
         sync()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return steps * batch / best
 
 
@@ -126,6 +136,82 @@ def paths(device: str) -> list[str]:
     if ok:
         out.append("native")
     return out
+
+
+def flops_per_sample(model, mode: str, in_shape=(1, 28, 28)) -> float:
+    """Nominal FLOPs (2 per multiply-add) of one sample's conv and linear products.
+
+    Walks the leaf layers in order, propagating the activation shape. Forward
+    is one product per layer; a training step adds the weight gradient of
+    every trainable layer and the input gradient of every layer that has a
+    trainable layer before it (the input itself needs none), which is what
+    the kernels are asked for (``needs``). Frozen layers only run forward.
+    """
+    from minitl import nn
+
+    shape, fwd, bwd, grad_flows = tuple(in_shape), 0.0, 0.0, False
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            c, h, w = shape
+            (kh, kw), (sh, sw), (ph, pw) = m.kernel_size, m.stride, m.padding
+            oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+            macs = m.out_channels * oh * ow * c * kh * kw
+            shape = (m.out_channels, oh, ow)
+        elif isinstance(m, nn.MaxPool2d):  # AvgPool2d too
+            c, h, w = shape
+            k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * 2
+            s = m.stride or k
+            s = s if isinstance(s, tuple) else (s,) * 2
+            shape = (c, (h - k[0]) // s[0] + 1, (w - k[1]) // s[1] + 1)
+            continue
+        elif isinstance(m, nn.Linear):
+            macs = m.in_features * m.out_features
+            shape = (m.out_features,)
+        else:
+            continue
+        trainable = mode != "infer" and m.weight.requires_grad
+        fwd += macs
+        if mode != "infer":
+            bwd += macs * (int(trainable) + int(grad_flows))
+        grad_flows = grad_flows or trainable
+    return 2.0 * (fwd + bwd)
+
+
+def gemm_rate(repeats: int, n: int = 1024, clock=time.perf_counter) -> tuple[float, str]:
+    """(best GFLOP/s, what was timed) of an n^3 float32 product on the active threads.
+
+    Our own GEMM (``_C.matmul``) when the C++ kernels are built, so the figure
+    is the ceiling of the kernels the table measures; else numpy.matmul.
+    """
+    from minitl.kernels import cpu as native
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    b = rng.standard_normal((n, n)).astype(np.float32)
+    if native.AVAILABLE and hasattr(native._C, "matmul"):
+        n_t = native.get_num_threads()
+        fn, what = native._C.matmul, f"own _C.matmul, {n_t} thread{'s' if n_t != 1 else ''}"
+    else:
+        fn, what = np.matmul, "numpy.matmul (C++ kernels not built)"
+    fn(a, b)  # warm: scratch buffers, thread team
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = clock()
+        fn(a, b)
+        best = min(best, clock() - t0)
+    return 2.0 * n**3 / best / 1e9, f"{what}, {n}^3 float32, best of {repeats}"
+
+
+def cpu_isa() -> str:
+    """The C++ kernels' instruction set: the active variant where _C dispatches
+    at run time, else the one it was compiled for."""
+    from minitl.kernels import cpu as native
+
+    if not native.AVAILABLE:
+        return "none (C++ kernels not built)"
+    if hasattr(native._C, "cpu_isa"):
+        return native._C.cpu_isa()
+    return f"{native._C.build_info()['simd']} (compile-time)"
 
 
 def machine() -> str:
@@ -151,6 +237,9 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=3, help="timed windows; the best is kept")
     ap.add_argument("--threads", type=int, default=None, help="C++ kernel threads (default: OpenMP's)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="time windows by the wall clock, or by process CPU time (busy machine)")
+    ap.add_argument("--gemm-repeats", type=int, default=5, help="1024^3 GEMM timings; the best is kept")
     ap.add_argument("--quick", action="store_true", help="smoke run: few steps, one window")
     args = ap.parse_args(argv)
     if args.device == "cuda" and not minitl.cuda.is_available():
@@ -161,12 +250,18 @@ def main(argv=None) -> int:
     steps = args.steps or (3 if args.quick else 50)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 10)
     repeats = 1 if args.quick else args.repeats
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
 
     print(f"machine: {machine()}")
     print(f"cpu kernels: {minitl.kernels.cpu_kernels_status()[1]}")
+    print(f"cpu isa: {cpu_isa()}")
+    if args.device == "cpu":
+        rate, what = gemm_rate(1 if args.quick else args.gemm_repeats, clock=clock)
+        print(f"machine GEMM rate: {rate:.1f} GFLOP/s ({what})")
     if args.device == "cuda":
         print(f"cuda kernels: {minitl.kernels.cuda_kernels_status()[1]}")
-    print(f"device={args.device} steps={steps} warmup={warmup} repeats={repeats} (best window kept)")
+    print(f"device={args.device} steps={steps} warmup={warmup} repeats={repeats} (best window kept), "
+          f"clock={args.clock}")
     avail = paths(args.device)
     cols = [f"{p} {m}" for m in args.modes for p in avail]
     head = f"{'model':6s} {'batch':>5s} " + " ".join(f"{c:>17s}" for c in cols)
@@ -174,6 +269,7 @@ def main(argv=None) -> int:
         head += " " + " ".join(f"{'x ' + m:>9s}" for m in args.modes)
     print("samples/s")
     print(head)
+    results = []
     try:
         for name in args.models:
             for batch in args.batch:
@@ -181,15 +277,28 @@ def main(argv=None) -> int:
                 for mode in args.modes:
                     for p in avail:
                         minitl.kernels.use(p)
-                        res[p, mode] = measure(name, mode, batch, args.device, steps, warmup, repeats)
+                        res[p, mode] = measure(name, mode, batch, args.device, steps, warmup, repeats,
+                                               clock)
                 row = f"{name:6s} {batch:5d} " + " ".join(
                     f"{res[p, m]:17,.0f}" for m in args.modes for p in avail)
                 if "native" in avail:
                     row += " " + " ".join(
                         f"{res['native', m] / res['reference', m]:8.2f}x" for m in args.modes)
                 print(row, flush=True)
+                results.append((name, batch, res))
     finally:
         minitl.kernels.use("native")
+    print("GFLOP/s (nominal conv + linear products)")
+    print(f"{'model':6s} {'batch':>5s} " + " ".join(f"{c:>17s}" for c in cols))
+    for name, batch, res in results:
+        per = {}
+        for m in args.modes:
+            model = make_model(name, "cpu")
+            if m == "frozen":
+                freeze_backbone(model, name)
+            per[m] = flops_per_sample(model, m)
+        print(f"{name:6s} {batch:5d} " + " ".join(
+            f"{res[p, m] * per[m] / 1e9:17.2f}" for m in args.modes for p in avail))
     return 0
 
 

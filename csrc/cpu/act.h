@@ -9,6 +9,7 @@
 #include "common.h"
 
 namespace minitl {
+inline namespace MINITL_ISA {
 
 // exp(x) for float without a libm call, so loops over it vectorise.
 // Cody-Waite range reduction + degree-6 polynomial (Cephes expf): ~1 ulp.
@@ -178,4 +179,5 @@ inline void act_grad(T* __restrict gz, const T* __restrict gy, const T* __restri
     }
 }
 
+}  // inline namespace MINITL_ISA
 }  // namespace minitl

@@ -12,6 +12,17 @@
 #include <omp.h>
 #endif
 
+// Code compiled once per instruction set (the kernel variants, isa.h) lives in
+// minitl::MINITL_ISA, an inline namespace: written and called as minitl::...,
+// but every variant's copy of an inline function or template gets its own
+// symbol. Without it the linker keeps one copy of, say, an AVX2-compiled
+// inline helper for every caller, baseline code on an old CPU included.
+// Each isa/*.cpp defines MINITL_ISA before any include; the module's other
+// translation units (bindings, pooling, loss, optimizers) get "baseline".
+#ifndef MINITL_ISA
+#define MINITL_ISA baseline
+#endif
+
 namespace minitl {
 
 using i64 = std::int64_t;
@@ -23,6 +34,20 @@ using i64 = std::int64_t;
 int num_threads();
 void set_num_threads(int n);
 bool openmp_enabled();
+
+void* scratch_bytes(int slot, std::size_t bytes);
+
+// --------------------------------------------------------------- activation
+enum class Act { None, Relu, Tanh, Sigmoid };
+
+// ------------------------------------------------------------------ scratch
+// Per-thread, 64-byte aligned buffers that only grow, so the hot loops never
+// call malloc. `slot` names independent buffers used at the same time.
+enum Slot : int {
+    kGemmA = 0, kGemmB, kCols, kGrad, kTmp, kTmp2, kAcc, kNumSlots
+};
+
+inline namespace MINITL_ISA {
 
 // True inside a parallel region: nested kernels then run serially, since
 // 2 cores leave nothing to gain from nesting and much to lose.
@@ -67,21 +92,10 @@ inline void split_range(i64 n, int parts, int i, i64& lo, i64& hi) {
     hi = lo + base + (i < rem ? 1 : 0);
 }
 
-// ------------------------------------------------------------------ scratch
-// Per-thread, 64-byte aligned buffers that only grow, so the hot loops never
-// call malloc. `slot` names independent buffers used at the same time.
-enum Slot : int {
-    kGemmA = 0, kGemmB, kCols, kGrad, kTmp, kTmp2, kAcc, kNumSlots
-};
-
-void* scratch_bytes(int slot, std::size_t bytes);
-
 template <class T>
 inline T* scratch(int slot, i64 n) {
     return static_cast<T*>(scratch_bytes(slot, static_cast<std::size_t>(n) * sizeof(T)));
 }
 
-// --------------------------------------------------------------- activation
-enum class Act { None, Relu, Tanh, Sigmoid };
-
+}  // inline namespace MINITL_ISA
 }  // namespace minitl

@@ -1,5 +1,6 @@
-// conv2d with bias and activation fused, forward and backward.
-#include "act.h"
+// conv2d with bias and activation fused, forward and backward. This file
+// checks arguments and allocates; the compute (conv_impl.h) runs in the
+// active instruction-set variant (isa.h).
 #include "conv_args.h"
 
 namespace minitl {
@@ -22,13 +23,7 @@ py::object forward(py::handle xh, py::handle wh, py::handle bh, py::object strid
     const T *xp = x.data(), *wp = w.data();
     {
         py::gil_scoped_release nogil;
-        const i64 P = g.P();
-        conv_forward_core<T>(g, xp, wp, [&](i64 n, const T* z, i64 zplane, i64 zrow) {
-            for (i64 o = 0; o < g.O; ++o)
-                for (i64 h = 0; h < g.OH; ++h)
-                    bias_act_copy(yp + (n * g.O + o) * P + h * g.OW, z + o * zplane + h * zrow,
-                                  g.OW, b ? b[o] : T(0), act);
-        });
+        ops<T>().conv_forward(g, xp, wp, b, act, yp);
     }
     return y;
 }
@@ -58,16 +53,7 @@ py::tuple backward(py::handle gyh, py::handle xh, py::handle wh, py::handle yh,
     const T* yp = act != Act::None ? y.data() : nullptr;
     {
         py::gil_scoped_release nogil;
-        const i64 P = g.P();
-        // Sample n's gradient through the activation, onto the core's grid.
-        auto gz = [&](i64 n, T* dst, i64 zplane, i64 zrow) {
-            for (i64 o = 0; o < g.O; ++o)
-                for (i64 h = 0; h < g.OH; ++h) {
-                    const i64 at = (n * g.O + o) * P + h * g.OW;
-                    act_grad(dst + o * zplane + h * zrow, gyp + at, yp ? yp + at : nullptr, g.OW, act);
-                }
-        };
-        conv_backward_core<T>(g, xp, wp, gz, dxp, dwp, dbp);
+        ops<T>().conv_backward(g, gyp, xp, wp, yp, act, dxp, dwp, dbp);
     }
     return py::make_tuple(dx, dw, db);
 }

@@ -19,15 +19,10 @@
 #include "common.h"
 #include "conv_s1.h"
 #include "gemm.h"
+#include "isa.h"
 
 namespace minitl {
-
-struct ConvGeom {
-    i64 N, C, H, W, O, KH, KW, sh, sw, ph, pw, OH, OW;
-    i64 P() const { return OH * OW; }
-    i64 K() const { return C * KH * KW; }
-    double macs() const { return double(N) * O * P() * K(); }
-};
+inline namespace MINITL_ISA {
 
 // Output positions ow whose input column ow*s + j - p lies inside [0, W).
 inline void valid_range(i64 OW, i64 W, i64 s, i64 j, i64 p, i64& lo, i64& hi) {
@@ -192,8 +187,9 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
         pack_a_full<T>(K, g.O, wt.data(), g.O, 1, pas.data());
     }
     // Weight gradient by the GEMM microkernel when the output channels fill
-    // most of its 16-wide (8 for double) register tile, else by the direct
-    // correlation kernel; the GEMM one accumulates dw transposed (K x O).
+    // most of its NR-wide register tile (16 floats with AVX2, 32 with
+    // AVX-512, half for double), else by the direct correlation kernel; the
+    // GEMM one accumulates dw transposed (K x O).
     // Both stride-1 ways also multiply x at the padded grid's junk columns
     // (past OW) by a zero gradient, and 0 * NaN is NaN: a dw the reference
     // keeps finite. An input holding NaN or Inf takes im2col + GEMM instead,
@@ -319,4 +315,5 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
     }
 }
 
+}  // inline namespace MINITL_ISA
 }  // namespace minitl

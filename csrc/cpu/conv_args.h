@@ -2,7 +2,7 @@
 #pragma once
 
 #include "array.h"
-#include "conv.h"
+#include "isa.h"
 
 namespace minitl {
 

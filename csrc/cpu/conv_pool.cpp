@@ -9,11 +9,10 @@
 // Backward never needs the full-size output: the gradient reaches only the
 // argmax positions, where act' is taken from the pooled output y.
 // Reference composite: minitl/kernels/fused_reference.py.
-#include <atomic>
-
-#include "act.h"
+//
+// This file checks arguments and allocates; the compute (conv_impl.h) runs
+// in the active instruction-set variant (isa.h).
 #include "conv_args.h"
-#include "pool.h"
 
 namespace minitl {
 
@@ -21,10 +20,6 @@ namespace {
 
 constexpr const char* kFwd = "conv2d_pool_forward";
 constexpr const char* kBwd = "conv2d_pool_backward";
-
-struct PoolDims {
-    i64 kh, kw, PH, PW;
-};
 
 PoolDims pool_dims(const char* op, const ConvGeom& g, const py::object& pool) {
     PoolDims d{};
@@ -54,15 +49,7 @@ py::tuple forward(py::handle xh, py::handle wh, py::handle bh, py::object stride
     const T *xp = x.data(), *wp = w.data();
     {
         py::gil_scoped_release nogil;
-        const i64 Q = d.PH * d.PW;
-        conv_forward_core<T>(g, xp, wp, [&](i64 n, const T* z, i64 zplane, i64 zrow) {
-            for (i64 o = 0; o < g.O; ++o) {
-                T* yo = yp + (n * g.O + o) * Q;
-                max_pool_plane(z + o * zplane, zrow, d.kh, d.kw, d.kh, d.kw, d.PH, d.PW, yo,
-                               ip + (n * g.O + o) * Q, g.OW);
-                bias_act_span(yo, Q, b ? b[o] : T(0), act);
-            }
-        });
+        ops<T>().conv_pool_forward(g, d, xp, wp, b, act, yp, ip);
     }
     return py::make_tuple(y, idx);
 }
@@ -101,45 +88,12 @@ py::tuple backward(py::handle gyh, py::handle xh, py::handle wh, py::handle yh, 
     const T *xp = x.data(), *wp = w.data(), *gyp = gy.data();
     const T* yp = act != Act::None ? y.data() : nullptr;
     const void* ixp = idx.data();
-    if (act == Act::None) yp = nullptr;
-    std::atomic<bool> bad{false};
+    bool ok;
     {
         py::gil_scoped_release nogil;
-        const i64 P = g.P(), Q = d.PH * d.PW;
-        // Sample n's conv-output gradient: zero except at each window's argmax,
-        // where it is gy * act'(y). Scattered into a compact plane by flat
-        // index, then copied row by row onto the core's grid. Everything the
-        // loop reads is copied into locals first (through the lambda's
-        // references the compiler reloaded them for every element).
-        auto gz = [=, &bad](i64 n, T* dst, i64 zplane, i64 zrow) {
-            const i64 OH = g.OH, OW = g.OW, O = g.O;
-            T* flat = scratch<T>(kTmp2, P);
-            bool oob = false;
-            for (i64 o = 0; o < O; ++o) {
-                const i64 off = (n * O + o) * Q;
-                const T* gq = gyp + off;
-                const T* yq = yp ? yp + off : nullptr;
-                std::memset(flat, 0, P * sizeof(T));
-                auto scatter = [&](auto a, auto* ix) {
-                    for (i64 q = 0; q < Q; ++q) {
-                        const i64 at = static_cast<i64>(ix[q]);
-                        if (at < 0 || at >= P) { oob = true; continue; }
-                        flat[at] += decltype(a)::value == Act::None
-                                        ? gq[q] : gq[q] * act_slope_t<decltype(a)::value>(yq[q]);
-                    }
-                };
-                with_act(act, [&](auto a) {
-                    if (i32) scatter(a, static_cast<const std::int32_t*>(ixp) + off);
-                    else scatter(a, static_cast<const std::int64_t*>(ixp) + off);
-                });
-                T* plane = dst + o * zplane;
-                for (i64 h = 0; h < OH; ++h) std::memcpy(plane + h * zrow, flat + h * OW, OW * sizeof(T));
-            }
-            if (oob) bad.store(true, std::memory_order_relaxed);
-        };
-        conv_backward_core<T>(g, xp, wp, gz, dxp, dwp, dbp);
+        ok = ops<T>().conv_pool_backward(g, d, gyp, xp, wp, yp, ixp, i32, act, dxp, dwp, dbp);
     }
-    if (bad.load())
+    if (!ok)
         throw py::index_error(std::string(kBwd) + ": an index lies outside the " +
                               std::to_string(g.OH) + "x" + std::to_string(g.OW) + " conv output plane");
     return py::make_tuple(dx, dw, db);

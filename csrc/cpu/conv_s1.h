@@ -21,6 +21,7 @@
 #include "simd.h"
 
 namespace minitl {
+inline namespace MINITL_ISA {
 
 // A stride-1 conv of C planes H x W, padding (ph, pw), kernel KH x KW, on its padded grid.
 struct Slide {
@@ -123,4 +124,5 @@ void dw_accumulate(const Slide& s, i64 O, const T* gz, const T* xpad, T* dw) {
     }
 }
 
+}  // inline namespace MINITL_ISA
 }  // namespace minitl

@@ -1,11 +1,25 @@
-// Our own blocked SIMD matrix product (see gemm.cpp for the why).
+// Our own blocked SIMD matrix product (see gemm_impl.h for the why). Compiled
+// once per instruction-set variant (isa.h); the declarations below belong to
+// the variant including them.
 #pragma once
 
 #include "common.h"
 
 namespace minitl {
+inline namespace MINITL_ISA {
 
-// C (M x N, row stride ldc) = alpha * A (M x K) * B (K x N) + beta * C.
+// What the last store of a product adds on top of alpha * A.B + beta * C:
+// bias[j] per output column, then an activation. The linear layer's forward
+// is then one pass over y instead of a product and a second sweep (and a
+// second parallel region) for bias and activation.
+template <class T>
+struct Epilogue {
+    const T* bias = nullptr;  // bias[j] for column j of C; null: none
+    Act act = Act::None;
+    bool any() const { return bias != nullptr || act != Act::None; }
+};
+
+// C (M x N, row stride ldc) = epi(alpha * A (M x K) * B (K x N) + beta * C).
 //
 // A and B are read through element strides, so any transpose or slice is
 // free: A(i, k) = A[i * rsA + k * csA], B(k, j) = B[k * rsB + j * csB].
@@ -16,19 +30,27 @@ template <class T>
 void gemm(i64 M, i64 N, i64 K, T alpha,
           const T* A, i64 rsA, i64 csA,
           const T* B, i64 rsB, i64 csB,
-          T beta, T* C, i64 ldc, bool parallel = true);
+          T beta, T* C, i64 ldc, bool parallel = true, Epilogue<T> epi = {});
 
 // Pack all of A (M x K) into the microkernel's MR-row panels, once, for
-// gemm_offset_b; `out` holds packed_a_size<T>(M, K) elements.
+// gemm_offset_b and gemm_packed_a; `out` holds packed_a_size<T>(M, K)
+// elements: panel p (rows p*MR ..) at out + p*MR*K, element (i, k) of the
+// panel at [k*MR + i], rows past M zero.
 template <class T>
 i64 packed_a_size(i64 M, i64 K);
 template <class T>
 void pack_a_full(i64 M, i64 K, const T* A, i64 rsA, i64 csA, T* out);
 
+// gemm with A already packed by pack_a_full (or written in that layout by a
+// caller that had to touch A anyway), alpha = 1: the packing pass is skipped.
+template <class T>
+void gemm_packed_a(i64 M, i64 N, i64 K, const T* pa, const T* B, i64 rsB, i64 csB, T beta, T* C,
+                   i64 ldc, bool parallel = true, Epilogue<T> epi = {});
+
 // C (M x N) = A . B, A packed by pack_a_full, where row k of B starts at
 // base + off[k] and is read contiguously (no packing). Reads up to N rounded
-// up to the register tile (16 floats / 8 doubles) past each row start, so the
-// caller pads its buffer; writes only the N valid columns.
+// up to the register tile (Tile<T>::NR) past each row start, so the caller
+// pads its buffer; writes only the N valid columns.
 template <class T>
 void gemm_offset_b(i64 M, i64 N, i64 K, const T* pa, const T* base, const i64* off, T* C,
                    i64 ldc);
@@ -53,7 +75,5 @@ template <class T>
 void gemm_scatter_add(i64 M, i64 N, i64 K, const T* pa, const T* B, i64 ldb, T* base,
                       const i64* off);
 
-// Which microkernel was compiled in ("avx2+fma 6x16" or "generic").
-const char* gemm_kernel_name();
-
+}  // inline namespace MINITL_ISA
 }  // namespace minitl

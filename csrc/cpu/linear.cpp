@@ -1,7 +1,8 @@
-// Fully connected layer: y = act(x @ w.T + b) and its backward, fused.
-#include "act.h"
+// Fully connected layer: y = act(x @ w.T + b) and its backward, fused. This
+// file checks arguments and allocates; the compute (linear_impl.h) runs in
+// the active instruction-set variant (isa.h).
 #include "array.h"
-#include "gemm.h"
+#include "isa.h"
 
 namespace minitl {
 
@@ -48,15 +49,7 @@ py::object forward(py::handle xh, py::handle wh, py::handle bh, Act act) {
     const T *xp = x.data(), *wp = w.data();
     {
         py::gil_scoped_release nogil;
-        // y (N x out) = x (N x in) . w^T: w read with swapped strides.
-        gemm<T>(s.n, s.out, s.in, T(1), xp, s.in, 1, wp, 1, s.in, T(0), yp, s.out);
-        if (b || act != Act::None) {
-            [[maybe_unused]] const int nt = threads_for(double(s.n) * s.out * (act == Act::Relu ? 1 : 8));
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) if (nt > 1)
-#endif
-            for (i64 i = 0; i < s.n; ++i) bias_act_row(yp + i * s.out, s.out, b, act);
-        }
+        ops<T>().linear_forward(s.n, s.in, s.out, xp, wp, b, act, yp);
     }
     return y;
 }
@@ -90,23 +83,7 @@ py::tuple backward(py::handle gyh, py::handle xh, py::handle wh, py::handle yh, 
     const T* yp = act != Act::None ? y.data() : nullptr;
     {
         py::gil_scoped_release nogil;
-        const T* gz = gyp;
-        if (act != Act::None) {
-            T* g = scratch<T>(kGrad, s.n * s.out);
-            act_grad(g, gyp, yp, s.n * s.out, act);
-            gz = g;
-        }
-        // dx (N x in) = gz (N x out) . w (out x in)
-        if (dxp) gemm<T>(s.n, s.in, s.out, T(1), gz, s.out, 1, wp, s.in, 1, T(0), dxp, s.in);
-        // dw (out x in) = gz^T (out x N) . x (N x in)
-        if (dwp) gemm<T>(s.out, s.in, s.n, T(1), gz, 1, s.out, xp, s.in, 1, T(0), dwp, s.in);
-        if (dbp) {
-            std::fill(dbp, dbp + s.out, T(0));
-            for (i64 i = 0; i < s.n; ++i) {
-                const T* row = gz + i * s.out;
-                for (i64 j = 0; j < s.out; ++j) dbp[j] += row[j];
-            }
-        }
+        ops<T>().linear_backward(s.n, s.in, s.out, gyp, xp, wp, yp, act, dxp, dwp, dbp);
     }
     return py::make_tuple(dx, dw, db);
 }

@@ -7,6 +7,7 @@
 #include "simd.h"
 
 namespace minitl {
+inline namespace MINITL_ISA {
 
 // y[oh, ow] = max over the (kh x kw) window at (oh*sh, ow*sw) of plane x
 // (rows W apart: a compact plane, or a row of the conv's padded-width grid);
@@ -111,4 +112,5 @@ inline void max_pool_plane(const T* __restrict x, i64 W, i64 kh, i64 kw, i64 sh,
         }
 }
 
+}  // inline namespace MINITL_ISA
 }  // namespace minitl

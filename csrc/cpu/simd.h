@@ -1,21 +1,38 @@
-// Thin SIMD wrappers so each kernel is written once for float and double:
-// AVX2/FMA registers when the build has them, plain scalars otherwise
-// (W = 1), which keeps the portable build correct if slow.
 #pragma once
 
+// Thin SIMD wrappers so each kernel is written once for float and double.
+// Which registers a translation unit gets is chosen by the variant it
+// belongs to (isa/*.cpp defines MINITL_SIMD_AVX512 or MINITL_SIMD_AVX2
+// before including anything), never by the compiler flags alone: the
+// generic variant and the baseline code stay plain C++ (W = 1) even in a
+// -march=native build. MINITL_AVX2 says 256-bit AVX2 intrinsics may be used
+// directly (true in the AVX-512 variant as well).
 #include <cstdint>
 
-#if defined(__AVX2__) && defined(__FMA__)
+#include "common.h"
+
+#if defined(MINITL_SIMD_AVX512)
+#if !(defined(__AVX2__) && defined(__FMA__))
+#error "the AVX-512 variant needs at least -mavx2 -mfma"
+#endif
+#if !defined(__AVX512F__) && !defined(MINITL_EMULATE_AVX512)
+#error "the AVX-512 variant needs -mavx512f (or MINITL_EMULATE_AVX512 for a test build)"
+#endif
+#include <immintrin.h>
+#define MINITL_AVX2 1
+#elif defined(MINITL_SIMD_AVX2)
+#if !(defined(__AVX2__) && defined(__FMA__))
+#error "the AVX2 variant needs -mavx2 -mfma"
+#endif
 #include <immintrin.h>
 #define MINITL_AVX2 1
 #endif
 
 namespace minitl {
-
-using i64 = std::int64_t;
+inline namespace MINITL_ISA {
 
 #ifdef MINITL_AVX2
-struct VF {  // 8 floats
+struct VF8 {  // 8 floats
     using T = float;
     using reg = __m256;
     static constexpr int W = 8;
@@ -29,6 +46,8 @@ struct VF {  // 8 floats
     static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
     static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
     static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+    // a > b ? a : b per lane (b when either is NaN), as the scalar ReLU is written.
+    static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
     static T hsum(reg v) {
         __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -36,7 +55,7 @@ struct VF {  // 8 floats
         return _mm_cvtss_f32(s);
     }
 };
-struct VD {  // 4 doubles
+struct VD4 {  // 4 doubles
     using T = double;
     using reg = __m256d;
     static constexpr int W = 4;
@@ -50,17 +69,95 @@ struct VD {  // 4 doubles
     static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
     static reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
     static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+    static reg max(reg a, reg b) { return _mm256_max_pd(a, b); }
     static T hsum(reg v) {
         __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
         return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
     }
 };
+#endif
+
+#if defined(MINITL_SIMD_AVX512) && !defined(MINITL_EMULATE_AVX512)
+struct VF16 {  // 16 floats
+    using T = float;
+    using reg = __m512;
+    static constexpr int W = 16;
+    static reg zero() { return _mm512_setzero_ps(); }
+    static reg load(const T* p) { return _mm512_load_ps(p); }
+    static reg loadu(const T* p) { return _mm512_loadu_ps(p); }
+    static void storeu(T* p, reg v) { _mm512_storeu_ps(p, v); }
+    static void store(T* p, reg v) { _mm512_store_ps(p, v); }
+    static reg bcast(const T* p) { return _mm512_set1_ps(*p); }  // becomes an embedded {1to16} broadcast
+    static reg set1(T v) { return _mm512_set1_ps(v); }
+    static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+    static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+    static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+    static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
+    // Halves, then the AVX2 reduction: a fixed order, so results are reproducible.
+    static T hsum(reg v) {
+        return VF8::hsum(_mm256_add_ps(_mm512_castps512_ps256(v),
+                                       _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    }
+};
+struct VD8 {  // 8 doubles
+    using T = double;
+    using reg = __m512d;
+    static constexpr int W = 8;
+    static reg zero() { return _mm512_setzero_pd(); }
+    static reg load(const T* p) { return _mm512_load_pd(p); }
+    static reg loadu(const T* p) { return _mm512_loadu_pd(p); }
+    static void storeu(T* p, reg v) { _mm512_storeu_pd(p, v); }
+    static void store(T* p, reg v) { _mm512_store_pd(p, v); }
+    static reg bcast(const T* p) { return _mm512_set1_pd(*p); }
+    static reg set1(T v) { return _mm512_set1_pd(v); }
+    static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+    static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
+    static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+    static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }
+    static T hsum(reg v) {
+        return VD4::hsum(_mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1)));
+    }
+};
+#elif defined(MINITL_SIMD_AVX512)
+// Test build (MINITL_EMULATE_AVX512): the AVX-512 variant's register width
+// and tiles, each 512-bit register a pair of AVX2 registers, so machines
+// without AVX-512 run the very kernel code (tiles, edges, padding) that the
+// real variant runs; only these wrappers differ.
+template <class H>
+struct Pair {
+    using T = typename H::T;
+    struct reg {
+        typename H::reg lo, hi;
+    };
+    static constexpr int W = 2 * H::W;
+    static reg zero() { return {H::zero(), H::zero()}; }
+    static reg load(const T* p) { return {H::load(p), H::load(p + H::W)}; }
+    static reg loadu(const T* p) { return {H::loadu(p), H::loadu(p + H::W)}; }
+    static void storeu(T* p, reg v) { H::storeu(p, v.lo); H::storeu(p + H::W, v.hi); }
+    static void store(T* p, reg v) { H::store(p, v.lo); H::store(p + H::W, v.hi); }
+    static reg bcast(const T* p) { return {H::bcast(p), H::bcast(p)}; }
+    static reg set1(T v) { return {H::set1(v), H::set1(v)}; }
+    static reg fma(reg a, reg b, reg c) { return {H::fma(a.lo, b.lo, c.lo), H::fma(a.hi, b.hi, c.hi)}; }
+    static reg mul(reg a, reg b) { return {H::mul(a.lo, b.lo), H::mul(a.hi, b.hi)}; }
+    static reg add(reg a, reg b) { return {H::add(a.lo, b.lo), H::add(a.hi, b.hi)}; }
+    static reg max(reg a, reg b) { return {H::max(a.lo, b.lo), H::max(a.hi, b.hi)}; }
+    static T hsum(reg v) { return H::hsum(H::add(v.lo, v.hi)); }
+};
+using VF16 = Pair<VF8>;
+using VD8 = Pair<VD4>;
+#endif
+
+#if defined(MINITL_SIMD_AVX512)
 template <class T> struct VecOf;
-template <> struct VecOf<float> { using type = VF; };
-template <> struct VecOf<double> { using type = VD; };
+template <> struct VecOf<float> { using type = VF16; };
+template <> struct VecOf<double> { using type = VD8; };
+#elif defined(MINITL_SIMD_AVX2)
+template <class T> struct VecOf;
+template <> struct VecOf<float> { using type = VF8; };
+template <> struct VecOf<double> { using type = VD4; };
 #else
 template <class TT>
-struct VS {  // one scalar per "register"
+struct VS {  // one scalar per "register": portable C++, the compiler may vectorise around it
     using T = TT;
     using reg = TT;
     static constexpr int W = 1;
@@ -74,6 +171,7 @@ struct VS {  // one scalar per "register"
     static reg fma(reg a, reg b, reg c) { return a * b + c; }
     static reg mul(reg a, reg b) { return a * b; }
     static reg add(reg a, reg b) { return a + b; }
+    static reg max(reg a, reg b) { return a > b ? a : b; }
     static T hsum(reg v) { return v; }
 };
 template <class T> struct VecOf { using type = VS<T>; };
@@ -99,10 +197,16 @@ inline T sum_span(const T* x, i64 n) {
     return s;
 }
 
-// Register tile of the matrix-product microkernel: MR rows x (2 registers) columns.
+// Register tile of the matrix-product microkernel: MR rows x (2 registers)
+// columns: 6 x 32 floats (AVX-512), 6 x 16 (AVX2), 6 x 2 (generic); halve
+// the columns for double. 12 accumulators + 2 B registers + 1 broadcast fit
+// AVX2's 16 registers; AVX-512 keeps the same row count because the conv
+// products have M = 6 (LeNet conv1) or 16 output channels, where taller
+// tiles would multiply padding rows.
 template <class T> struct Tile {
     static constexpr int MR = 6;
-    static constexpr int NR = 2 * VecOf<T>::type::W;  // 16 floats, 8 doubles (AVX2)
+    static constexpr int NR = 2 * VecOf<T>::type::W;
 };
 
+}  // inline namespace MINITL_ISA
 }  // namespace minitl

@@ -39,7 +39,7 @@ def _status() -> str:
     omp = "OpenMP" if info["openmp"] else "no OpenMP (serial)"
     n = _C.get_num_threads()
     return (f"C++ kernels built with {omp}, {n} thread{'s' if n != 1 else ''}, "
-            f"GEMM={info['gemm']}, SIMD={info['simd']}")
+            f"GEMM={info['gemm']}, SIMD={info['simd']}, ISA={info['isa_status']}")
 
 
 def set_num_threads(n: int) -> None:

@@ -1,4 +1,7 @@
-// Blocked matrix product with an AVX2/FMA register-tile microkernel.
+// Blocked matrix product with a SIMD register-tile microkernel, written once
+// over the wrappers of simd.h and compiled per instruction-set variant
+// (included by isa/variant.h only; AVX-512: 6x32 floats, AVX2+FMA: 6x16,
+// generic: 6x2 scalars).
 //
 // Why our own: the products in LeNet/MLP are small (K = 25..800, M = 6..256)
 // and there are thousands of them per second; a BLAS call adds its own
@@ -7,16 +10,19 @@
 // B into NR-column panels, keep an MR x NR tile of C in registers) reaches
 // most of the machine's FMA peak on these shapes; the figures are in
 // benchmarks/RESULTS.md.
-#include "gemm.h"
+#pragma once
 
 #include <cstring>
 #include <vector>
 
+#include "act.h"
+#include "gemm.h"
 #include "simd.h"
 
 namespace minitl {
+inline namespace MINITL_ISA {
 
-namespace {
+namespace gemm_detail {
 
 // Cache blocking: a KC x NR panel of B stays in L1, an MC x KC block of A in L2.
 constexpr i64 KC = 256;
@@ -67,11 +73,38 @@ struct OffsetC {
     T* row(int i) const { return base + off[i]; }
 };
 
-// C[0:mr, 0:nr] = alpha * (a_panel . B) + beta * C with an MR x NR register
-// tile. Named registers, not an array: GCC spills an accumulator array to
-// the stack on every iteration once the edge path takes its address.
+// act(v) on the 2W values of a tile row. ReLU stays in registers: max(+0, v)
+// is `0 > v ? 0 : v` (x86's max returns its second operand when either is
+// NaN), exactly act.h's `v < 0 ? 0 : v`, so NaN and -0 pass through; tanh
+// and sigmoid go through a small buffer, where the compiler vectorises the
+// scalar formulas of act.h, so the values match bias_act_row's bit for bit.
+template <class V>
+inline void act_pair(typename V::reg& r0, typename V::reg& r1, Act act) {
+    using T = typename V::T;
+    constexpr int W = V::W;
+    if (act == Act::Relu) {
+        r0 = V::max(V::zero(), r0);
+        r1 = V::max(V::zero(), r1);
+        return;
+    }
+    alignas(64) T t[2 * W];
+    V::storeu(t, r0);
+    V::storeu(t + W, r1);
+    if (act == Act::Tanh)
+        for (int j = 0; j < 2 * W; ++j) t[j] = tanh_fast(t[j]);
+    else
+        for (int j = 0; j < 2 * W; ++j) t[j] = sigmoid(t[j]);
+    r0 = V::loadu(t);
+    r1 = V::loadu(t + W);
+}
+
+// C[0:mr, 0:nr] = epi(alpha * (a_panel . B) + beta * C) with an MR x NR
+// register tile; epi.bias points at the tile's first column. Named
+// registers, not an array: GCC spills an accumulator array to the stack on
+// every iteration once the edge path takes its address.
 template <class T, class ARows, class BRows, class CRows = PlainC<T>>
-void micro(i64 K, ARows a, BRows b, CRows c, T alpha, T beta, int mr, int nr) {
+void micro(i64 K, ARows a, BRows b, CRows c, T alpha, T beta, int mr, int nr,
+           Epilogue<T> epi = {}) {
     using V = typename VecOf<T>::type;
     using reg = typename V::reg;
     constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR, W = V::W;
@@ -94,6 +127,11 @@ void micro(i64 K, ARows a, BRows b, CRows c, T alpha, T beta, int mr, int nr) {
     const reg rows[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     const reg va = V::set1(alpha), vb = V::set1(beta);
     if (mr == MR && nr == NR) {
+        reg bias0 = V::zero(), bias1 = V::zero();
+        if (epi.bias) {
+            bias0 = V::loadu(epi.bias);
+            bias1 = V::loadu(epi.bias + W);
+        }
 #pragma GCC unroll 6
         for (int i = 0; i < MR; ++i) {
             T* ci = c.row(i);
@@ -102,6 +140,11 @@ void micro(i64 K, ARows a, BRows b, CRows c, T alpha, T beta, int mr, int nr) {
                 r0 = V::fma(vb, V::loadu(ci), r0);
                 r1 = V::fma(vb, V::loadu(ci + W), r1);
             }
+            if (epi.bias) {
+                r0 = V::add(r0, bias0);
+                r1 = V::add(r1, bias1);
+            }
+            if (epi.act != Act::None) act_pair<V>(r0, r1, epi.act);
             V::storeu(ci, r0);
             V::storeu(ci + W, r1);
         }
@@ -112,12 +155,14 @@ void micro(i64 K, ARows a, BRows b, CRows c, T alpha, T beta, int mr, int nr) {
         V::storeu(tmp + i * NR, rows[i][0]);
         V::storeu(tmp + i * NR + W, rows[i][1]);
     }
-    for (int i = 0; i < mr; ++i)
+    for (int i = 0; i < mr; ++i) {
+        T* ci = c.row(i);
         for (int j = 0; j < nr; ++j) {
             T v = alpha * tmp[i * NR + j];
-            T* ci = c.row(i);
             ci[j] = beta != T(0) ? v + beta * ci[j] : v;
         }
+        if (epi.any()) bias_act_row(ci, nr, epi.bias, epi.act);
+    }
 }
 
 // Pack an mc x kc block of A into MR-row panels, k-major inside a panel,
@@ -183,54 +228,81 @@ inline i64 balanced(i64 n, i64 cap, i64 unit) {
     return (len + unit - 1) / unit * unit;
 }
 
-// Multiply the packed kc x nc block of B (pb) by rows [i0, i1) of A,
-// packing A block by block; C and A point at the block's origin.
+// Where macro_rows finds the A panels of a block: packed on the fly from a
+// strided matrix (into the thread's scratch), or already packed in full by
+// pack_a_full, where the panel of rows [r, r+MR) over k in [pc, pc+kc)
+// starts at pa + r*K + pc*MR and is read as is.
 template <class T>
-void macro_rows(i64 i0, i64 i1, i64 nc, i64 kc, i64 mcb, T alpha, const T* A, i64 rsA, i64 csA,
-                const T* pb, T beta, T* C, i64 ldc, T* pa) {
+struct StridedA {
+    const T* A;
+    i64 rs, cs;
+    // Panels of rows [ic, ic+mc) over [pc, pc+kc); stride between panels.
+    const T* panels(i64 ic, i64 mc, i64 pc, i64 kc, i64& stride) const {
+        T* pa = scratch<T>(kGemmA, (mc + Tile<T>::MR) * kc);
+        pack_a(mc, kc, A + ic * rs + pc * cs, rs, cs, pa);
+        stride = Tile<T>::MR * kc;
+        return pa;
+    }
+};
+template <class T>
+struct PrepackedA {
+    const T* pa;
+    i64 K;
+    const T* panels(i64 ic, i64, i64 pc, i64, i64& stride) const {
+        stride = Tile<T>::MR * K;
+        return pa + ic * K + pc * Tile<T>::MR;  // ic is a multiple of MR
+    }
+};
+
+// Multiply the packed kc x nc block of B (pb, columns from jc) by rows
+// [i0, i1) of A over k in [pc, pc+kc), mcb rows of A at a time.
+template <class T, class ASrc>
+void macro_rows(const ASrc& a, i64 i0, i64 i1, i64 pc, i64 kc, i64 jc, i64 nc, i64 mcb, T alpha,
+                const T* pb, T beta, T* C, i64 ldc, Epilogue<T> epi) {
     constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
     for (i64 ic = i0; ic < i1; ic += mcb) {
         const i64 mc = std::min(mcb, i1 - ic);
-        pack_a(mc, kc, A + ic * rsA, rsA, csA, pa);
+        i64 stride;
+        const T* pa = a.panels(ic, mc, pc, kc, stride);
         for (i64 jr = 0; jr < nc; jr += NR) {
             const int nr = static_cast<int>(std::min<i64>(NR, nc - jr));
+            Epilogue<T> e = epi;
+            if (e.bias) e.bias += jc + jr;
             for (i64 ir = 0; ir < mc; ir += MR) {
                 const int mr = static_cast<int>(std::min<i64>(MR, mc - ir));
-                micro<T>(kc, PackedA<T>{pa + ir * kc}, PackedB<T>{pb + jr * kc},
-                         PlainC<T>{C + (ic + ir) * ldc + jr, ldc}, alpha, beta, mr, nr);
+                micro<T>(kc, PackedA<T>{pa + (ir / MR) * stride}, PackedB<T>{pb + jr * kc},
+                         PlainC<T>{C + (ic + ir) * ldc + jc + jr, ldc}, alpha, beta, mr, nr, e);
             }
         }
     }
 }
 
-template <class T>
-void gemm_serial(i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i64 csA,
-                 const T* B, i64 rsB, i64 csB, T beta, T* C, i64 ldc) {
+template <class T, class ASrc>
+void gemm_serial(const ASrc& a, i64 M, i64 N, i64 K, T alpha, const T* B, i64 rsB, i64 csB,
+                 T beta, T* C, i64 ldc, Epilogue<T> epi) {
     constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == T(0)) {
-        scale(M, N, beta, C, ldc);
-        return;
-    }
     const i64 kcb = balanced(K, KC, 1), mcb = balanced(M, MC, MR), ncb = std::min(N, NC);
-    T* pa = scratch<T>(kGemmA, (mcb + MR) * kcb);
     T* pb = scratch<T>(kGemmB, (ncb + NR) * kcb);
     for (i64 jc = 0; jc < N; jc += ncb) {
         const i64 nc = std::min(ncb, N - jc);
         for (i64 pc = 0; pc < K; pc += kcb) {
             const i64 kc = std::min(kcb, K - pc);
             pack_b(kc, nc, B + pc * rsB + jc * csB, rsB, csB, pb);
-            macro_rows(0, M, nc, kc, mcb, alpha, A + pc * csA, rsA, csA, pb,
-                       pc == 0 ? beta : T(1), C + jc, ldc, pa);
+            // The epilogue belongs to the last k block only, when C is complete.
+            macro_rows(a, 0, M, pc, kc, jc, nc, mcb, alpha, pb, pc == 0 ? beta : T(1), C, ldc,
+                       pc + kc >= K ? epi : Epilogue<T>{});
         }
     }
 }
 
 // Threads share each packed block of B (packed cooperatively, one barrier),
 // then split the rows of C; with too few rows they split B's panels instead.
-template <class T>
-void gemm_parallel(int nt, i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i64 csA,
-                   const T* B, i64 rsB, i64 csB, T beta, T* C, i64 ldc) {
+// Every element of C is computed by the same sequence of microkernel calls
+// whatever the thread count (tiles and k blocks do not depend on it), so
+// results are bit-identical for any number of threads.
+template <class T, class ASrc>
+void gemm_parallel(int nt, const ASrc& a, i64 M, i64 N, i64 K, T alpha, const T* B, i64 rsB,
+                   i64 csB, T beta, T* C, i64 ldc, Epilogue<T> epi) {
     constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
     const i64 kcb = balanced(K, KC, 1), ncb = std::min(N, NC);
     T* pb = scratch<T>(kGemmB, (ncb + NR) * kcb);  // the calling thread's, shared by the team
@@ -248,6 +320,7 @@ void gemm_parallel(int nt, i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i6
             for (i64 pc = 0; pc < K; pc += kcb) {
                 const i64 kc = std::min(kcb, K - pc);
                 const T beta_k = pc == 0 ? beta : T(1);
+                const Epilogue<T> epi_k = pc + kc >= K ? epi : Epilogue<T>{};
                 split_range(panels, team, t, lo, hi);
                 if (hi > lo)
                     pack_b(kc, std::min(nc, hi * NR) - lo * NR, B + pc * rsB + (jc + lo * NR) * csB,
@@ -264,18 +337,14 @@ void gemm_parallel(int nt, i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i6
 #endif
                     for (i64 ch = 0; ch < chunks; ++ch) {
                         const i64 i0 = ch * kRowChunk * MR, i1 = std::min(M, (ch + 1) * kRowChunk * MR);
-                        T* pa = scratch<T>(kGemmA, (kRowChunk * MR + MR) * kc);
-                        macro_rows(i0, i1, nc, kc, kRowChunk * MR, alpha, A + pc * csA, rsA, csA, pb,
-                                   beta_k, C + jc, ldc, pa);
+                        macro_rows(a, i0, i1, pc, kc, jc, nc, kRowChunk * MR, alpha, pb, beta_k, C,
+                                   ldc, epi_k);
                     }
                 } else {
                     const i64 j0 = lo * NR, j1 = std::min(nc, hi * NR);
-                    if (j1 > j0) {
-                        const i64 mcb = balanced(M, MC, MR);
-                        T* pa = scratch<T>(kGemmA, (mcb + MR) * kc);
-                        macro_rows(0, M, j1 - j0, kc, mcb, alpha, A + pc * csA, rsA, csA,
-                                   pb + j0 * kc, beta_k, C + jc + j0, ldc, pa);
-                    }
+                    if (j1 > j0)
+                        macro_rows(a, 0, M, pc, kc, jc + j0, j1 - j0, balanced(M, MC, MR), alpha,
+                                   pb + j0 * kc, beta_k, C, ldc, epi_k);
                 }
 #ifdef _OPENMP
 #pragma omp barrier
@@ -285,16 +354,37 @@ void gemm_parallel(int nt, i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i6
     }
 }
 
-}  // namespace
+template <class T, class ASrc>
+void gemm_any(const ASrc& a, i64 M, i64 N, i64 K, T alpha, const T* B, i64 rsB, i64 csB, T beta,
+              T* C, i64 ldc, bool parallel, Epilogue<T> epi) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == T(0)) {
+        scale(M, N, beta, C, ldc);
+        if (epi.any())
+            for (i64 i = 0; i < M; ++i) bias_act_row(C + i * ldc, N, epi.bias, epi.act);
+        return;
+    }
+    const int nt = parallel ? threads_for(double(M) * N * K, 1 << 16) : 1;
+    if (nt <= 1)
+        gemm_serial(a, M, N, K, alpha, B, rsB, csB, beta, C, ldc, epi);
+    else
+        gemm_parallel(nt, a, M, N, K, alpha, B, rsB, csB, beta, C, ldc, epi);
+}
+
+}  // namespace gemm_detail
 
 template <class T>
 void gemm(i64 M, i64 N, i64 K, T alpha, const T* A, i64 rsA, i64 csA, const T* B, i64 rsB,
-          i64 csB, T beta, T* C, i64 ldc, bool parallel) {
-    const int nt = parallel ? threads_for(double(M) * N * K, 1 << 16) : 1;
-    if (nt <= 1 || M <= 0 || N <= 0 || K <= 0 || alpha == T(0))
-        gemm_serial(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, ldc);
-    else
-        gemm_parallel(nt, M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, ldc);
+          i64 csB, T beta, T* C, i64 ldc, bool parallel, Epilogue<T> epi) {
+    gemm_detail::gemm_any(gemm_detail::StridedA<T>{A, rsA, csA}, M, N, K, alpha, B, rsB, csB, beta,
+                          C, ldc, parallel, epi);
+}
+
+template <class T>
+void gemm_packed_a(i64 M, i64 N, i64 K, const T* pa, const T* B, i64 rsB, i64 csB, T beta, T* C,
+                   i64 ldc, bool parallel, Epilogue<T> epi) {
+    gemm_detail::gemm_any(gemm_detail::PrepackedA<T>{pa, K}, M, N, K, T(1), B, rsB, csB, beta, C,
+                          ldc, parallel, epi);
 }
 
 template <class T>
@@ -305,12 +395,13 @@ i64 packed_a_size(i64 M, i64 K) {
 
 template <class T>
 void pack_a_full(i64 M, i64 K, const T* A, i64 rsA, i64 csA, T* out) {
-    pack_a(M, K, A, rsA, csA, out);
+    gemm_detail::pack_a(M, K, A, rsA, csA, out);
 }
 
 template <class T>
 void gemm_offset_b(i64 M, i64 N, i64 K, const T* pa, const T* base, const i64* off, T* C,
                    i64 ldc) {
+    using namespace gemm_detail;
     constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
     // Row panel outer: its K x MR slice of A stays in L1 across the tiles.
     for (i64 i0 = 0; i0 < M; i0 += MR) {
@@ -331,12 +422,13 @@ i64 packed_b_size(i64 K, i64 N) {
 
 template <class T>
 void pack_b_full(i64 K, i64 N, const T* B, i64 rsB, i64 csB, T* out) {
-    pack_b(K, N, B, rsB, csB, out);
+    gemm_detail::pack_b(K, N, B, rsB, csB, out);
 }
 
 template <class T>
 void gemm_offset_a(i64 M, i64 N, i64 K, const T* base, const i64* off, const T* pb, T beta, T* C,
                    i64 ldc) {
+    using namespace gemm_detail;
     constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
     for (i64 i0 = 0; i0 < M; i0 += MR) {
         const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
@@ -353,6 +445,7 @@ void gemm_offset_a(i64 M, i64 N, i64 K, const T* base, const i64* off, const T* 
 template <class T>
 void gemm_scatter_add(i64 M, i64 N, i64 K, const T* pa, const T* B, i64 ldb, T* base,
                       const i64* off) {
+    using namespace gemm_detail;
     constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
     std::vector<i64> boff(static_cast<std::size_t>(K));
     for (i64 k = 0; k < K; ++k) boff[k] = k * ldb;
@@ -366,29 +459,5 @@ void gemm_scatter_add(i64 M, i64 N, i64 K, const T* pa, const T* B, i64 ldb, T* 
     }
 }
 
-#define MINITL_INSTANTIATE(T)                                                                  \
-    template i64 packed_a_size<T>(i64, i64);                                                  \
-    template void pack_a_full<T>(i64, i64, const T*, i64, i64, T*);                           \
-    template void gemm_offset_b<T>(i64, i64, i64, const T*, const T*, const i64*, T*, i64);   \
-    template i64 packed_b_size<T>(i64, i64);                                                  \
-    template void pack_b_full<T>(i64, i64, const T*, i64, i64, T*);                           \
-    template void gemm_offset_a<T>(i64, i64, i64, const T*, const i64*, const T*, T, T*, i64); \
-    template void gemm_scatter_add<T>(i64, i64, i64, const T*, const T*, i64, T*, const i64*);
-MINITL_INSTANTIATE(float)
-MINITL_INSTANTIATE(double)
-#undef MINITL_INSTANTIATE
-
-template void gemm<float>(i64, i64, i64, float, const float*, i64, i64, const float*, i64,
-                          i64, float, float*, i64, bool);
-template void gemm<double>(i64, i64, i64, double, const double*, i64, i64, const double*,
-                           i64, i64, double, double*, i64, bool);
-
-const char* gemm_kernel_name() {
-#ifdef MINITL_AVX2
-    return "own AVX2+FMA 6x16";
-#else
-    return "own portable scalar 6x2";
-#endif
-}
-
+}  // inline namespace MINITL_ISA
 }  // namespace minitl
