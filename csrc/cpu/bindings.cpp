@@ -10,6 +10,7 @@ void register_conv_pool(py::module_& m);
 void register_pool(py::module_& m);
 void register_loss(py::module_& m);
 void register_optim(py::module_& m);
+void register_batchnorm(py::module_& m);
 }  // namespace minitl
 
 PYBIND11_MODULE(_C, m) {
@@ -21,6 +22,7 @@ PYBIND11_MODULE(_C, m) {
     register_pool(m);
     register_loss(m);
     register_optim(m);
+    register_batchnorm(m);
 
     m.def(
         "matmul",
