@@ -79,6 +79,64 @@ py::array_t<T> as_array(const std::vector<double>& v) {
     return out;
 }
 
+// Sums over one contiguous run, in kLanes independent float64 partial sums
+// (so the adds pipeline and vectorise) folded in a fixed order: the result
+// depends only on the run, never on the threads.
+constexpr int kLanes = 8;
+
+template <class T>
+double run_sum(const T* p, i64 n) {
+    double lane[kLanes] = {0};
+    i64 i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (int k = 0; k < kLanes; ++k) lane[k] += double(p[i + k]);
+    double s = 0.0;
+    for (int k = 0; k < kLanes; ++k) s += lane[k];
+    for (; i < n; ++i) s += double(p[i]);
+    return s;
+}
+
+// sum (p - mu)^2 over one run.
+template <class T>
+double run_sqdev(const T* p, i64 n, double mu) {
+    double lane[kLanes] = {0};
+    i64 i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (int k = 0; k < kLanes; ++k) {
+            const double d = double(p[i + k]) - mu;
+            lane[k] += d * d;
+        }
+    double s = 0.0;
+    for (int k = 0; k < kLanes; ++k) s += lane[k];
+    for (; i < n; ++i) {
+        const double d = double(p[i]) - mu;
+        s += d * d;
+    }
+    return s;
+}
+
+// (sum g, sum g * (x - mu) * is) over one run.
+template <class T>
+void run_grad_sums(const T* g, const T* x, i64 n, double mu, double is, double& sg, double& sgx) {
+    double lg[kLanes] = {0}, lgx[kLanes] = {0};
+    i64 i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (int k = 0; k < kLanes; ++k) {
+            const double gi = double(g[i + k]);
+            lg[k] += gi;
+            lgx[k] += gi * ((double(x[i + k]) - mu) * is);
+        }
+    double a = 0.0, b = 0.0;
+    for (int k = 0; k < kLanes; ++k) a += lg[k], b += lgx[k];
+    for (; i < n; ++i) {
+        const double gi = double(g[i]);
+        a += gi;
+        b += gi * ((double(x[i]) - mu) * is);
+    }
+    sg += a;
+    sgx += b;
+}
+
 // Runs body(c0, c1) over channel ranges on up to `nt` threads.
 template <class F>
 void over_channels(i64 c, int nt, F body) {
@@ -133,24 +191,11 @@ py::tuple forward(py::handle xh, py::handle wh, py::handle bh, py::handle rmh, p
                 // mean, then the biased variance about it (two passes, as the reference)
                 for (i64 c = c0; c < c1; ++c) mean[c] = 0.0;
                 for (i64 n = 0; n < l.n; ++n)
-                    for (i64 c = c0; c < c1; ++c) {
-                        const T* p = xp + (n * l.c + c) * l.s;
-                        double acc = mean[c];
-                        for (i64 i = 0; i < l.s; ++i) acc += double(p[i]);
-                        mean[c] = acc;
-                    }
+                    for (i64 c = c0; c < c1; ++c) mean[c] += run_sum(xp + (n * l.c + c) * l.s, l.s);
                 for (i64 c = c0; c < c1; ++c) mean[c] /= double(m), var[c] = 0.0;
                 for (i64 n = 0; n < l.n; ++n)
-                    for (i64 c = c0; c < c1; ++c) {
-                        const T* p = xp + (n * l.c + c) * l.s;
-                        const double mu = mean[c];
-                        double acc = var[c];
-                        for (i64 i = 0; i < l.s; ++i) {
-                            const double d = double(p[i]) - mu;
-                            acc += d * d;
-                        }
-                        var[c] = acc;
-                    }
+                    for (i64 c = c0; c < c1; ++c)
+                        var[c] += run_sqdev(xp + (n * l.c + c) * l.s, l.s, mean[c]);
                 for (i64 c = c0; c < c1; ++c) var[c] /= double(m);
             }
             // y = x * scale + shift, folded per channel in the dtype of x
@@ -213,14 +258,7 @@ py::tuple backward(py::handle gh, py::handle xh, py::handle wh, py::handle mh, p
                 for (i64 n = 0; n < l.n; ++n)
                     for (i64 c = c0; c < c1; ++c) {
                         const i64 off = (n * l.c + c) * l.s;
-                        const double mu = mean[c], is = invstd[c];
-                        double sg = sum_g[c], sgx = sum_gx[c];
-                        for (i64 i = 0; i < l.s; ++i) {
-                            const double gi = double(gp[off + i]);
-                            sg += gi;
-                            sgx += gi * ((double(xp[off + i]) - mu) * is);
-                        }
-                        sum_g[c] = sg, sum_gx[c] = sgx;
+                        run_grad_sums(gp + off, xp + off, l.s, mean[c], invstd[c], sum_g[c], sum_gx[c]);
                     }
             if (!need_dx) return;
             for (i64 n = 0; n < l.n; ++n)
