@@ -62,3 +62,15 @@ def pool_geometries(draw):
     h = draw(st.integers(kh, 12))
     w = draw(st.integers(kw, 12))
     return draw(st.integers(1, 3)), draw(st.integers(1, 4)), h, w, (kh, kw), (sh, sw)
+
+
+@st.composite
+def batchnorm_shapes(draw):
+    """(N, C) or (N, C, H, W) with at least 2 values per channel (the unbiased variance)."""
+    c = draw(st.integers(1, 6))
+    if draw(st.booleans()):
+        return (draw(st.integers(2, 9)), c)
+    n, h, w = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    if n * h * w < 2:
+        n = 2
+    return (n, c, h, w)

@@ -16,6 +16,7 @@ void register_conv_pool(py::module_& m);
 void register_pool(py::module_& m);
 void register_loss(py::module_& m);
 void register_optim(py::module_& m);
+void register_batchnorm(py::module_& m);
 }  // namespace minitl
 
 PYBIND11_MODULE(_C, m) {
@@ -39,6 +40,7 @@ PYBIND11_MODULE(_C, m) {
     register_pool(m);
     register_loss(m);
     register_optim(m);
+    register_batchnorm(m);
 
     m.def(
         "matmul",

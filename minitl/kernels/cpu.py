@@ -74,3 +74,5 @@ cross_entropy_forward = _C.cross_entropy_forward if _C is not None else None
 cross_entropy_backward = _C.cross_entropy_backward if _C is not None else None
 sgd_step = _C.sgd_step if _C is not None else None
 adam_step = _C.adam_step if _C is not None else None
+batch_norm_forward = _C.batch_norm_forward if _C is not None else None
+batch_norm_backward = _C.batch_norm_backward if _C is not None else None

@@ -1,7 +1,8 @@
 """The single dispatch point for fused ops: CUDA extension -> CPU extension -> reference.
 
 Every backend module exposes some of :data:`OPS` with the signatures of
-:mod:`minitl.kernels.reference`. :func:`get` returns the fastest
+:mod:`minitl.kernels.reference` (BatchNorm's: :mod:`minitl.kernels.norm_reference`).
+:func:`get` returns the fastest
 implementation available for a device; an op a backend lacks falls back to
 the reference, so a backend can grow one kernel at a time.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from . import fused_reference, reference
+from . import fused_reference, norm_reference, reference
 
 OPS = (
     "linear_forward", "linear_backward",
@@ -24,7 +25,11 @@ OPS = (
     "avg_pool2d_forward", "avg_pool2d_backward",
     "cross_entropy_forward", "cross_entropy_backward",
     "sgd_step", "adam_step",
+    "batch_norm_forward", "batch_norm_backward",
 )
+# The module holding each op's reference kernel.
+_REFERENCE_OF = {op: reference for op in OPS}
+_REFERENCE_OF.update(batch_norm_forward=norm_reference, batch_norm_backward=norm_reference)
 # Fused ops beyond the card's list; their reference is a composite of the above.
 FUSED_OPS = ("conv2d_pool_forward", "conv2d_pool_backward")
 MODES = ("native", "auto", "reference")
@@ -66,7 +71,7 @@ def _native_module(device: str):
 def _table(device: str) -> dict:
     table = _tables.get(device)
     if table is None:
-        table = {op: (getattr(reference, op), "reference") for op in OPS}
+        table = {op: (getattr(_REFERENCE_OF[op], op), "reference") for op in OPS}
         table.update({op: (getattr(fused_reference, op), "reference") for op in FUSED_OPS})
         mod = _native_module(device) if mode() == "native" else None
         if mod is not None:

@@ -4,9 +4,9 @@ statistics and updates the running buffers), and the plain normalisation
 build on."""
 from __future__ import annotations
 
-from ..core.backend import get_array_module
+from .. import kernels
+from ..core.backend import device_of, get_array_module
 from ..core.function import Function
-from ..kernels import norm_reference
 
 
 class BatchNorm(Function):
@@ -19,8 +19,10 @@ class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean=None, running_var=None, training=True, factor=0.1,
                 eps=1e-5):
-        y, mean, invstd = norm_reference.batch_norm_forward(x, weight, bias, running_mean, running_var,
-                                                            training, factor, eps)
+        # The backward kernel is chosen with the forward one, so both run on one backend.
+        device = device_of(x)
+        fwd, ctx.bwd = kernels.get("batch_norm_forward", device), kernels.get("batch_norm_backward", device)
+        y, mean, invstd = fwd(x, weight, bias, running_mean, running_var, training, factor, eps)
         ctx.save_for_backward(x, weight, mean, invstd)
         ctx.training = training
         return y
@@ -30,7 +32,7 @@ class BatchNorm(Function):
         # d/dx: invstd*w/M * (M g - sum g - xhat sum(g xhat)) in train, invstd*w*g in eval
         x, weight, mean, invstd = ctx.saved
         needs = ctx.needs_input_grad
-        return norm_reference.batch_norm_backward(g, x, weight, mean, invstd, ctx.training, needs)
+        return ctx.bwd(g, x, weight, mean, invstd, ctx.training, needs)
 
 
 class Normalize(Function):
