@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import activation_functions as A
 from . import functional as F
+from .args import bind
 from .module import Module
 
 
@@ -27,15 +28,7 @@ def _activation(name, fn, doc, **defaults):
     """A module class whose constructor takes ``defaults``' names (``inplace`` accepted and ignored)."""
 
     def __init__(self, *args, inplace: bool = False, **kwargs):
-        params = dict(defaults)
-        if len(args) > len(params):
-            raise TypeError(f"{name} takes at most {len(params)} positional arguments, got {len(args)}")
-        params.update(zip(params, args))
-        unknown = set(kwargs) - set(params)
-        if unknown:
-            raise TypeError(f"{name}: unexpected arguments {sorted(unknown)}; expected {sorted(params)}")
-        params.update(kwargs)
-        _Activation.__init__(self, **params)
+        _Activation.__init__(self, **bind(name, defaults, args, kwargs))
 
     return type(name, (_Activation,), {"fn": staticmethod(fn), "__init__": __init__, "__doc__": doc})
 

@@ -21,3 +21,17 @@ def pair(v, name):
 def where(layer):
     """``'Conv2d(...): '`` prefix for an error message, or nothing."""
     return f"{layer}: " if layer else ""
+
+
+def bind(name: str, defaults: dict, args: tuple, kwargs: dict) -> dict:
+    """``defaults`` updated by positional ``args`` (in their order) and ``kwargs``, as a
+    constructor taking those names would; an extra or unknown argument raises ``TypeError``."""
+    params = dict(defaults)
+    if len(args) > len(params):
+        raise TypeError(f"{name} takes at most {len(params)} positional arguments, got {len(args)}")
+    params.update(zip(params, args))
+    unknown = set(kwargs) - set(params)
+    if unknown:
+        raise TypeError(f"{name}: unexpected arguments {sorted(unknown)}; expected {sorted(params)}")
+    params.update(kwargs)
+    return params

@@ -3,6 +3,7 @@ Each calls its function in ``nn.functional``; class weights are kept as given (n
 from __future__ import annotations
 
 from . import functional as F
+from .args import bind
 from .module import Module
 
 
@@ -22,15 +23,7 @@ class _Loss(Module):
 
 def _loss(name, fn, doc, **defaults):
     def __init__(self, *args, **kwargs):
-        params = dict(defaults)
-        if len(args) > len(params):
-            raise TypeError(f"{name} takes at most {len(params)} positional arguments, got {len(args)}")
-        params.update(zip(params, args))
-        unknown = set(kwargs) - set(params)
-        if unknown:
-            raise TypeError(f"{name}: unexpected arguments {sorted(unknown)}; expected {sorted(params)}")
-        params.update(kwargs)
-        _Loss.__init__(self, **params)
+        _Loss.__init__(self, **bind(name, defaults, args, kwargs))
 
     return type(name, (_Loss,), {"fn": staticmethod(fn), "__init__": __init__, "__doc__": doc})
 
