@@ -71,8 +71,9 @@ def main(argv=None):
     results = run(grid, out_dir=args.out, log=None, plots=False)
 
     print(f"pretraining: {len(clean.train)} source images, {args.source_epochs} epochs, SGD lr 0.05")
-    for name, record in results.pretrain.items():
-        print(f"  {name:<40} source test accuracy {100 * float(record['meta']['test_acc']):.1f}%")
+    for name, record in results.pretrain.items():  # one pretrained backbone per seed
+        accs = ", ".join(f"{100 * float(d['meta']['test_acc']):.1f}%" for d in record["draws"])
+        print(f"  {name:<40} source test accuracy {accs}")
     print()
     print(results.table())
     print()
