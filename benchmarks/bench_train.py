@@ -36,6 +36,7 @@ since with more threads it also counts workers spinning at barriers.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -52,6 +53,12 @@ from minitl.models import MLP, LeNet, resnet18  # noqa: E402
 from minitl.transfer.batchnorm import lock_batchnorm  # noqa: E402
 
 MODES = ("train", "infer", "frozen")
+# The issues' goals, as minitl-native / PyTorch-CPU samples/s ratios on the same cores
+# (issue 15: LeNet and MLP; issue 11: ResNet-18 training at least on par).
+GOALS = {("lenet", 64, "train"): 3.0, ("lenet", 256, "train"): 3.0,
+         ("lenet", 64, "infer"): 4.0, ("lenet", 256, "infer"): 4.0,
+         ("mlp", 64, "train"): 2.0, ("mlp", 256, "train"): 1.5, ("mlp", 256, "infer"): 1.5,
+         ("resnet18", 64, "train"): 1.0, ("resnet18", 128, "train"): 1.0}
 BACKBONE = {"lenet": "features", "mlp": None, "resnet18": None}  # None: everything but the head
 INPUT = {"lenet": (1, 28, 28), "mlp": (1, 28, 28), "resnet18": (1, 32, 32)}
 
@@ -138,38 +145,55 @@ def paths(device: str) -> list[str]:
     return out
 
 
+def _forward_macs(op: str, args) -> float:
+    """Multiply-adds of one forward product kernel call (reference signatures)."""
+    x, w = args[0], args[1]
+    if op == "linear_forward":
+        return float(x.shape[0]) * w.shape[0] * w.shape[1]
+    (sh, sw), (ph, pw) = (tuple(v) if isinstance(v, (tuple, list)) else (v, v) for v in args[3:5])
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
+    return float(n) * o * oh * ow * c * kh * kw
+
+
 def flops_per_sample(model, mode: str, in_shape=(1, 28, 28)) -> float:
     """Nominal FLOPs (2 per multiply-add) of one sample's conv and linear products.
 
-    Walks the leaf layers in order, propagating the activation shape. Forward
-    is one product per layer; a training step adds the weight gradient of
-    every trainable layer and the input gradient of every layer that has a
-    trainable layer before it (the input itself needs none), which is what
-    the kernels are asked for (``needs``). Frozen layers only run forward.
+    Traces one forward of a 2-sample batch (in ``mode``'s train/eval state,
+    without gradient) through the dispatch table, recording every conv and
+    linear product kernel call in call order with its real shapes, so
+    residual branches and downsample convs count at their true sizes.
+    Forward is one product per call; a training step adds the weight gradient
+    of every trainable weight and the input gradient of every call after a
+    trainable one (the input itself needs none), which is what the kernels are
+    asked for (``needs``). Frozen layers only run forward.
     """
-    from minitl import nn
+    from minitl.kernels import dispatch
 
-    shape, fwd, bwd, grad_flows = tuple(in_shape), 0.0, 0.0, False
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            c, h, w = shape
-            (kh, kw), (sh, sw), (ph, pw) = m.kernel_size, m.stride, m.padding
-            oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-            macs = m.out_channels * oh * ow * c * kh * kw
-            shape = (m.out_channels, oh, ow)
-        elif isinstance(m, nn.MaxPool2d):  # AvgPool2d too
-            c, h, w = shape
-            k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * 2
-            s = m.stride or k
-            s = s if isinstance(s, tuple) else (s,) * 2
-            shape = (c, (h - k[0]) // s[0] + 1, (w - k[1]) // s[1] + 1)
-            continue
-        elif isinstance(m, nn.Linear):
-            macs = m.in_features * m.out_features
-            shape = (m.out_features,)
-        else:
-            continue
-        trainable = mode != "infer" and m.weight.requires_grad
+    trainable_ids = {id(p.data) for p in model.parameters() if p.requires_grad and mode != "infer"}
+    calls = []
+    ops = ("linear_forward", "conv2d_forward", "conv2d_pool_forward")
+    dispatch.use(dispatch.mode())  # fresh tables: fused plans re-read their kernels from them
+    table = dispatch._table("cpu")
+    for op in ops:
+        fn = table[op][0]
+
+        def recording(*args, _op=op, _fn=fn, **kwargs):
+            calls.append((_forward_macs(_op, args) / 2, id(args[1]) in trainable_ids))
+            return _fn(*args, **kwargs)
+
+        table[op] = (recording, table[op][1])
+    try:
+        was_training = model.training
+        model.train(mode != "infer")
+        with minitl.no_grad():
+            model(minitl.tensor(np.zeros((2,) + tuple(in_shape), np.float32)))
+        model.train(was_training)
+    finally:
+        dispatch.use(dispatch.mode())  # drop the recording table
+    fwd, bwd, grad_flows = 0.0, 0.0, False
+    for macs, trainable in calls:
         fwd += macs
         if mode != "infer":
             bwd += macs * (int(trainable) + int(grad_flows))
@@ -241,6 +265,13 @@ def main(argv=None) -> int:
                     help="time windows by the wall clock, or by process CPU time (busy machine)")
     ap.add_argument("--gemm-repeats", type=int, default=5, help="1024^3 GEMM timings; the best is kept")
     ap.add_argument("--quick", action="store_true", help="smoke run: few steps, one window")
+    ap.add_argument("--paths", nargs="+", choices=("reference", "native"), default=None,
+                    help="kernel paths to time (default: every available one)")
+    ap.add_argument("--json", metavar="FILE", help="also write the samples/s to FILE as JSON")
+    ap.add_argument("--pytorch", metavar="FILE",
+                    help="JSON of PyTorch's samples/s for the same rows ({'rows': {'model/batch/mode': "
+                         "samples_per_s}}), measured by a script outside the project: prints the ratios "
+                         "and the issues' goals")
     args = ap.parse_args(argv)
     if args.device == "cuda" and not minitl.cuda.is_available():
         print(f"CUDA unavailable: {minitl.cuda.why_unavailable()}")
@@ -263,9 +294,16 @@ def main(argv=None) -> int:
     print(f"device={args.device} steps={steps} warmup={warmup} repeats={repeats} (best window kept), "
           f"clock={args.clock}")
     avail = paths(args.device)
+    if args.paths:
+        missing = sorted(set(args.paths) - set(avail))
+        if missing:
+            print(f"kernel path(s) {missing} unavailable on {args.device}")
+            return 1
+        avail = [p for p in avail if p in args.paths]
     cols = [f"{p} {m}" for m in args.modes for p in avail]
     head = f"{'model':6s} {'batch':>5s} " + " ".join(f"{c:>17s}" for c in cols)
-    if "native" in avail:
+    both = avail == ["reference", "native"]
+    if both:
         head += " " + " ".join(f"{'x ' + m:>9s}" for m in args.modes)
     print("samples/s")
     print(head)
@@ -281,7 +319,7 @@ def main(argv=None) -> int:
                                                clock)
                 row = f"{name:6s} {batch:5d} " + " ".join(
                     f"{res[p, m]:17,.0f}" for m in args.modes for p in avail)
-                if "native" in avail:
+                if both:
                     row += " " + " ".join(
                         f"{res['native', m] / res['reference', m]:8.2f}x" for m in args.modes)
                 print(row, flush=True)
@@ -296,10 +334,34 @@ def main(argv=None) -> int:
             model = make_model(name, "cpu")
             if m == "frozen":
                 freeze_backbone(model, name)
-            per[m] = flops_per_sample(model, m)
+            per[m] = flops_per_sample(model, m, INPUT[name])
         print(f"{name:6s} {batch:5d} " + " ".join(
             f"{res[p, m] * per[m] / 1e9:17.2f}" for m in args.modes for p in avail))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "isa": cpu_isa(), "rows": {
+                f"{name}/{batch}/{m}/{p}": v for name, batch, res in results for (p, m), v in res.items()}},
+                f, indent=1)
+    if args.pytorch and "native" in avail:
+        print_pytorch_ratios(results, args.pytorch)
     return 0
+
+
+def print_pytorch_ratios(results, path: str) -> None:
+    """minitl-native / PyTorch for every row both measured, beside the issues' goals."""
+    with open(path) as f:
+        theirs = json.load(f)
+    rows = theirs.get("rows", {})
+    print(f"against PyTorch {theirs.get('torch', '?')} ({path}): native samples/s / PyTorch samples/s")
+    print(f"{'model':8s} {'batch':>5s} {'mode':6s} {'minitl':>10s} {'PyTorch':>10s} {'ratio':>7s} {'goal':>6s}")
+    for name, batch, res in results:
+        for (p, m), ours in res.items():
+            ref = rows.get(f"{name}/{batch}/{m}")
+            if p != "native" or not ref:
+                continue
+            goal = GOALS.get((name, batch, m))
+            mark = "" if goal is None else f"{goal:5.1f}x {'met' if ours / ref >= goal else 'NOT met'}"
+            print(f"{name:8s} {batch:5d} {m:6s} {ours:10,.0f} {ref:10,.0f} {ours / ref:6.2f}x {mark}")
 
 
 if __name__ == "__main__":
