@@ -49,11 +49,12 @@ def cmd_info(args) -> int:
     else:
         print(f"CUDA: unavailable: {minitl.cuda.why_unavailable()}")
     print("datasets:")
+    name_width = max(map(len, catalog.CATALOG))
     for name, info in catalog.CATALOG.items():
         place, _ = locate.search(info, "train")
         where = f"found in {place.path}" if place is not None else "not found" + (
             f" (get it: {info.install_hint} or --download)" if info.install_hint else " (get it: --download)")
-        print(f"  {name:<14} {where}")
+        print(f"  {name:<{name_width}}  {where}")
     from ..experiments import plots
 
     print("plots: " + ("matplotlib found" if plots.matplotlib_available()

@@ -15,6 +15,7 @@ from ..ops.fused import ACTIVATIONS, conv_output_size
 from ..ops.elementwise import Relu, Sigmoid, Tanh
 from ..core.tensor import Tensor
 from .args import pair, where as _where  # noqa: F401  (pair is part of F's API)
+from .loss_functions import reduce as _reduce
 from .window_functions import avg_pool2d_general, conv2d_general, max_pool2d_general
 
 
@@ -170,16 +171,6 @@ def log_softmax(x: Tensor, dim: int | None = None, axis: int | None = None) -> T
     return fused.LogSoftmax.apply(x, axis=_softmax_dim(x, dim, axis, "log_softmax"))
 
 
-def _reduce(losses: Tensor, reduction: str):
-    if reduction == "mean":
-        return losses.mean()
-    if reduction == "sum":
-        return losses.sum()
-    if reduction == "none":
-        return losses
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
-
 def _targets(logits: Tensor, target, name: str, check_device: bool = True):
     """Class-index targets as an int64 array on the logits' device, range-checked.
 
@@ -236,14 +227,15 @@ def cross_entropy(logits: Tensor, target, weight=None, size_average=None, ignore
 
     check_device = logits.device != "cuda" or kernels.active("cuda")["cross_entropy_forward"] != "cuda"
     t = _targets(logits, target, "cross_entropy", check_device)
-    return _reduce(fused.CrossEntropy.apply(logits, t, label_smoothing=float(label_smoothing)), reduction)
+    return _reduce(fused.CrossEntropy.apply(logits, t, label_smoothing=float(label_smoothing)), reduction,
+                   "cross_entropy")
 
 
 def nll_loss(log_probs: Tensor, target, reduction: str = "mean"):
     """Negative log-likelihood of (N, C) log-probabilities at the target classes."""
     t = _targets(log_probs, target, "nll_loss")
     picked = log_probs[xp_for(log_probs.device).arange(log_probs.shape[0]), t]
-    return _reduce(-picked, reduction)
+    return _reduce(-picked, reduction, "nll_loss")
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean"):
@@ -253,7 +245,7 @@ def mse_loss(input: Tensor, target, reduction: str = "mean"):
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
     diff = input - target
-    return _reduce(diff * diff, reduction)
+    return _reduce(diff * diff, reduction, "mse_loss")
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True):
