@@ -161,3 +161,19 @@ def _run(dev, name, *args, **kwargs):
 
 seeds = st.integers(0, 2**32 - 1)
 needs_st = st.tuples(st.booleans(), st.booleans(), st.booleans()).filter(any)
+
+
+class _Recorder:
+    """Forwards to the extension and records each call's (name, stream, device)."""
+
+    def __init__(self, mod):
+        self._mod, self.calls = mod, []
+
+    def __getattr__(self, name):
+        fn = getattr(self._mod, name)
+
+        def call(*args, **kwargs):
+            self.calls.append((name, args[-2] if name != "conv2d_backward_splits" else None,
+                               args[-1]))
+            return fn(*args, **kwargs)
+        return call

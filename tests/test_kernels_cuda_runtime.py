@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cuda_emu import current_device, dev_array, stream_ptr
-from cuda_fixtures import _check, _swapped, emu  # noqa: F401
+from cuda_fixtures import _check, _Recorder, _swapped, emu  # noqa: F401
 from minitl.kernels import cuda_base as base
 from minitl.kernels import reference as ref
 
@@ -35,22 +35,6 @@ def test_failed_runtime_call_is_not_blamed_on_the_next_kernel(emu):
     with pytest.raises(RuntimeError, match=r"minitl\._C_cuda\.cudaSetDevice: invalid device"):
         base._C.linear_forward(x.data.ptr, w.data.ptr, 0, y.data.ptr, 6, 4, 3, 0, 1, 0, 7)
     np.testing.assert_allclose(k.linear_forward(x, w, None, None), want, rtol=1e-12)
-
-
-class _Recorder:
-    """Forwards to the extension and records each call's (name, stream, device)."""
-
-    def __init__(self, mod):
-        self._mod, self.calls = mod, []
-
-    def __getattr__(self, name):
-        fn = getattr(self._mod, name)
-
-        def call(*args, **kwargs):
-            self.calls.append((name, args[-2] if name != "conv2d_backward_splits" else None,
-                               args[-1]))
-            return fn(*args, **kwargs)
-        return call
 
 
 def test_kernels_run_on_the_arrays_device_and_stream(emu):
