@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from cuda_fixtures import (_PRISTINE, DTYPES, _check, _cond_gy, _pristine_cuda, _rand, _run, dev,  # noqa: F401
                            gpu, needs_st, seeds)
 from minitl.core import backend
-from minitl.kernels import cuda
 from minitl.kernels import cuda_base as base
 from minitl.kernels import reference as ref
 

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cuda_emu import current_device, dev_array, stream_ptr
-from cuda_fixtures import DTYPES, TOL, _check, _Recorder, _rand, _run, _swapped, dev, emu, gpu  # noqa: F401
+from cuda_fixtures import DTYPES, _check, _Recorder, _rand, _run, _swapped, dev, emu, gpu  # noqa: F401
 from minitl.kernels import norm_reference as R
 
 FACTORS = st.sampled_from([0.1, 1.0, 0.5, 1.0 / 3])  # momentum 0.1, and 1/k of momentum=None
