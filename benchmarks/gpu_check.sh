@@ -163,7 +163,7 @@ if [ -n "$sanitizer" ]; then
     echo "== compute-sanitizer --tool $tool (pytest -m gpu, HYPOTHESIS_PROFILE=sanitize)"
     HYPOTHESIS_PROFILE=sanitize run_pytest "sanitize_$tool" "$sanitizer" --tool "$tool" \
       --error-exitcode 99 "$PY" -m pytest -m gpu -q -p no:cacheprovider -x \
-      -k "not lenet_on_gpu" tests/test_kernels_cuda.py
+      -k "not lenet_on_gpu" tests/test_kernels_cuda*.py
   done
 else
   echo "== compute-sanitizer not found: memcheck/racecheck/synccheck skipped"
@@ -171,7 +171,7 @@ fi
 
 echo "== pytest -m gpu with CUPY_CUDA_PER_THREAD_DEFAULT_STREAM=1"
 CUPY_CUDA_PER_THREAD_DEFAULT_STREAM=1 HYPOTHESIS_PROFILE=sanitize run_pytest per_thread_stream \
-  "$PY" -m pytest -m gpu -q -p no:cacheprovider -k "not lenet_on_gpu" tests/test_kernels_cuda.py
+  "$PY" -m pytest -m gpu -q -p no:cacheprovider -k "not lenet_on_gpu" tests/test_kernels_cuda*.py
 
 echo "== kernel launches per training step (batch 256)"
 # Method: one training step (forward, cross-entropy, backward, SGD momentum)
@@ -184,7 +184,7 @@ echo "== kernel launches per training step (batch 256)"
 # minitl._C_cuda are counted.
 "$PY" - <<'PY' 2>&1 | tee "$LOG/launches.txt"
 import numpy as np, cupy as cp, minitl
-from minitl import kernels, optim
+from minitl import kernels, nn, optim
 from minitl.kernels import cuda_launches as ck
 from minitl.models import LeNet, MLP
 from minitl.ops import fused
@@ -203,10 +203,20 @@ def make_step(name, batch=256):
         opt.step()
     return step
 
+def make_bn_step(batch=64):
+    # One BatchNorm2d forward (train: statistics + running-stat update) and backward.
+    bn = nn.BatchNorm2d(16)
+    bn.to("cuda")
+    x = minitl.tensor(np.random.default_rng(0).standard_normal((batch, 16, 32, 32)).astype(np.float32),
+                      device="cuda", requires_grad=True)
+    def step():
+        bn(x).sum().backward()
+    return step
+
 for path in ("native", "reference"):
     kernels.use(path)
-    for name in ("lenet", "mlp"):
-        step = make_step(name)
+    for name in ("lenet", "mlp", "bn"):
+        step = make_bn_step() if name == "bn" else make_step(name)
         step(); step()  # warm CuPy's pool and the momentum buffers
         try:
             c = ck.count_kernels(step)

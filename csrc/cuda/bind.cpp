@@ -107,6 +107,19 @@ PYBIND11_MODULE(_C_cuda, m) {
   m.def("sgd_step", &mc::sgd_step, nogil, "in-place SGD over lists of device pointers");
   m.def("adam_step", &mc::adam_step, nogil, "in-place Adam/AdamW over lists of device pointers");
 
+  m.def("batch_norm_forward", &mc::batch_norm_forward, nogil,
+        "y, mean, invstd of BatchNorm over x (n, c, s); train updates the running buffers",
+        py::arg("x"), py::arg("w"), py::arg("b"), py::arg("running_mean"), py::arg("running_var"),
+        py::arg("y"), py::arg("mean"), py::arg("invstd"), py::arg("n"), py::arg("c"), py::arg("s"),
+        py::arg("vec_f64"), py::arg("training"), py::arg("factor"), py::arg("eps"),
+        py::arg("dtype"), py::arg("stream"), py::arg("device"));
+  m.def("batch_norm_backward", &mc::batch_norm_backward, nogil,
+        "dx, dweight, dbias of BatchNorm (0 pointers skip a gradient)", py::arg("gy"),
+        py::arg("x"), py::arg("w"), py::arg("mean"), py::arg("invstd"), py::arg("dx"),
+        py::arg("dw"), py::arg("db"), py::arg("n"), py::arg("c"), py::arg("s"),
+        py::arg("vec_f64"), py::arg("training"), py::arg("dtype"), py::arg("stream"),
+        py::arg("device"));
+
   m.def("launch_count", &mc::launch_count, "kernels launched through this module so far");
   m.def("sync_launches", &mc::sync_launches,
         "whether every launch is synchronized and checked (MINITL_CUDA_SYNC=1)");

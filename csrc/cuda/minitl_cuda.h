@@ -79,6 +79,22 @@ void adam_step(const std::vector<Ptr>& params, const std::vector<Ptr>& grads,
                double beta1, double beta2, double eps, double weight_decay,
                bool decoupled, int dtype, Ptr stream, int device);
 
+// ------------------------------------------------------ BatchNorm (batchnorm.cu)
+// x, y, gy, dx (n, c, s) of dtype; mean/invstd outputs and dw/db (c,) of dtype.
+// The (c,) inputs may each be float32 or float64: bit kVec* of vec_f64 set
+// means float64. A zero pointer: no weight / bias / running buffers (then no
+// update), or a gradient not wanted.
+enum VecBit { kVecWeight = 0, kVecBias = 1, kVecRunningMean = 2, kVecRunningVar = 3,
+              kVecMean = 4, kVecInvstd = 5 };
+// Train: batch statistics, running buffers updated in place (unbiased
+// variance, factor f); eval: running statistics. Writes y, mean, invstd.
+void batch_norm_forward(Ptr x, Ptr w, Ptr b, Ptr rm, Ptr rv, Ptr y, Ptr mean, Ptr invstd,
+                        long long n, long long c, long long s, int vec_f64, bool training,
+                        double factor, double eps, int dtype, Ptr stream, int device);
+void batch_norm_backward(Ptr gy, Ptr x, Ptr w, Ptr mean, Ptr invstd, Ptr dx, Ptr dw, Ptr db,
+                         long long n, long long c, long long s, int vec_f64, bool training,
+                         int dtype, Ptr stream, int device);
+
 // ------------------------------------------------------ runtime (runtime.cu)
 long long launch_count();  // kernels launched through this module so far
 // MINITL_CUDA_SYNC=1 debug mode (synchronize and check after every launch, not

@@ -7,12 +7,12 @@ found by capturing the step into a CUDA graph and counting its nodes.
 """
 from __future__ import annotations
 
-from . import cuda
+from . import cuda_base
 
 
 def launch_count() -> int:
     """Kernels launched through ``minitl._C_cuda`` since import (0 if not built)."""
-    return cuda._C.launch_count() if cuda._C is not None else 0
+    return cuda_base._C.launch_count() if cuda_base._C is not None else 0
 
 
 def count_kernels(step) -> dict[str, int]:
@@ -26,20 +26,20 @@ def count_kernels(step) -> dict[str, int]:
     during a capture. Returns ``{'kernels', 'memcpy', 'memset', 'other',
     'minitl'}`` where ``minitl`` counts the launches made through ``_C_cuda``.
     """
-    if cuda._C is None or cuda._cp is None:
-        raise RuntimeError(f"count_kernels needs the CUDA kernels: {cuda.STATUS}")
-    stream, dev = cuda._cp.cuda.Stream(non_blocking=True), cuda._cp.cuda.Device().id
-    before = cuda._C.launch_count()
+    if cuda_base._C is None or cuda_base._cp is None:
+        raise RuntimeError(f"count_kernels needs the CUDA kernels: {cuda_base.STATUS}")
+    stream, dev = cuda_base._cp.cuda.Stream(non_blocking=True), cuda_base._cp.cuda.Device().id
+    before = cuda_base._C.launch_count()
     with stream:
-        cuda._C.capture_begin(stream.ptr, dev)
+        cuda_base._C.capture_begin(stream.ptr, dev)
         try:
             step()
         except BaseException:
             try:  # end the capture so the stream is usable; the step's error wins
-                cuda._C.capture_end(stream.ptr, dev)
+                cuda_base._C.capture_end(stream.ptr, dev)
             except RuntimeError:
                 pass
             raise
-        kernels, memcpy, memset, other = cuda._C.capture_end(stream.ptr, dev)
+        kernels, memcpy, memset, other = cuda_base._C.capture_end(stream.ptr, dev)
     return {"kernels": kernels, "memcpy": memcpy, "memset": memset, "other": other,
-            "minitl": cuda._C.launch_count() - before}
+            "minitl": cuda_base._C.launch_count() - before}
