@@ -18,6 +18,7 @@ windows of ``--steps`` steps. The clock around each kernel call costs about
 
     python benchmarks/profile_step.py                 # batch 64
     python benchmarks/profile_step.py --batch 256 --steps 200 --repeats 7
+    python benchmarks/profile_step.py --keep-grads    # zero_grad(set_to_none=False)
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def _weight_shape(op, args):
     return ""
 
 
-def _train_window(model, opt, x, y, steps, clock):
+def _train_window(model, opt, x, y, steps, clock, set_to_none=True):
     phase_time = defaultdict(float)
     tick = time.process_time
     for _ in range(steps):
@@ -93,7 +94,7 @@ def _train_window(model, opt, x, y, steps, clock):
         loss = F.cross_entropy(logits, y)
         t2 = tick()
         clock.phase = "zero_grad"
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=set_to_none)
         t3 = tick()
         clock.phase = "backward"
         loss.backward()
@@ -160,6 +161,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--keep-grads", action="store_true",
+                    help="zero_grad(set_to_none=False): each .grad array is kept and added into")
     args = ap.parse_args(argv)
     if args.batch < 1 or args.steps < 1 or args.repeats < 1:
         ap.error("--batch, --steps and --repeats must be at least 1")
@@ -174,10 +177,12 @@ def main(argv=None):
 
     clock = KernelClock()
     clock.install()
-    _train_window(model, opt, x, y, 5, clock)  # warm-up: first-use caches, allocator
-    phases, ktime, kcalls = _best(lambda: _train_window(model, opt, x, y, args.steps, clock),
+    set_to_none = not args.keep_grads
+    _train_window(model, opt, x, y, 5, clock, set_to_none)  # warm-up: first-use caches, allocator
+    phases, ktime, kcalls = _best(lambda: _train_window(model, opt, x, y, args.steps, clock, set_to_none),
                                   args.repeats, args.steps, clock)
-    print(f"MLP 784-256-128-10, batch {args.batch}, 1 thread, CPU time per step "
+    print(f"MLP 784-256-128-10, batch {args.batch}, 1 thread, "
+          f"zero_grad(set_to_none={set_to_none}), CPU time per step "
           f"(best of {args.repeats} x {args.steps} steps); kernels: {dispatch.active('cpu')['linear_forward']}")
     _phase_table("Training step", phases, ktime)
     _kernel_table(ktime, kcalls)

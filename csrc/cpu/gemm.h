@@ -19,6 +19,12 @@ struct Epilogue {
     bool any() const { return bias != nullptr || act != Act::None; }
 };
 
+// The longest inner dimension a product sums in one block. Up to it, each
+// element of C is the full dot product rounded once and then added to
+// beta * C (so C + A.B with beta = 1 equals adding a separate A.B into C,
+// bit for bit); past it, the blocks' partial sums are added into C one by one.
+constexpr i64 kGemmKBlock = 256;
+
 // C (M x N, row stride ldc) = epi(alpha * A (M x K) * B (K x N) + beta * C).
 //
 // A and B are read through element strides, so any transpose or slice is

@@ -25,7 +25,7 @@ inline namespace MINITL_ISA {
 namespace gemm_detail {
 
 // Cache blocking: a KC x NR panel of B stays in L1, an MC x KC block of A in L2.
-constexpr i64 KC = 256;
+constexpr i64 KC = kGemmKBlock;
 constexpr i64 MC = 120;   // multiple of MR (6)
 constexpr i64 NC = 3072;  // multiple of NR (8 and 16)
 constexpr i64 kRowChunk = 2;  // row panels per dynamically scheduled chunk in parallel products

@@ -44,8 +44,10 @@ struct Ops {
                  i64 csB, T beta, T* C, i64 ldc, bool parallel);
     // y (n x out) = act(x (n x in) . w^T + b), b may be null.
     void (*linear_forward)(i64 n, i64 in, i64 out, const T* x, const T* w, const T* b, Act act, T* y);
+    // (dx, dw, db) of linear_forward, null where not wanted; add_dw / add_db:
+    // that gradient is added into dw / db instead of overwriting it.
     void (*linear_backward)(i64 n, i64 in, i64 out, const T* gy, const T* x, const T* w, const T* y,
-                            Act act, T* dx, T* dw, T* db);
+                            Act act, T* dx, T* dw, T* db, bool add_dw, bool add_db);
     void (*conv_forward)(const ConvGeom& g, const T* x, const T* w, const T* b, Act act, T* y);
     void (*conv_backward)(const ConvGeom& g, const T* gy, const T* x, const T* w, const T* y, Act act,
                           T* dx, T* dw, T* db);

@@ -59,21 +59,35 @@ void linear_grad_panel(i64 i0, i64 n, i64 out, i64 outr, const T* gy, const T* y
     }
 }
 
+// dw (out x in) = gz^T . x, or dw += gz^T . x when `add`: in the product's
+// last store while one k block holds all n samples (the same rounding as a
+// separate product added into dw, kGemmKBlock), else through scratch.
+template <class T>
+void linear_weight_grad(i64 out, i64 in, i64 n, const T* pdw, const T* x, T* dw, bool add) {
+    if (!add || n <= kGemmKBlock) {
+        gemm_packed_a<T>(out, in, n, pdw, x, in, 1, add ? T(1) : T(0), dw, in);
+        return;
+    }
+    T* tmp = scratch<T>(kAcc, out * in);  // db's partial sums are done with
+    gemm_packed_a<T>(out, in, n, pdw, x, in, 1, T(0), tmp, in);
+    for (i64 i = 0; i < out * in; ++i) dw[i] += tmp[i];
+}
+
 template <class T>
 void linear_backward_impl(i64 n, i64 in, i64 out, const T* gy, const T* x, const T* w, const T* y,
-                          Act act, T* dx, T* dw, T* db) {
+                          Act act, T* dx, T* dw, T* db, bool add_dw, bool add_db) {
     constexpr int MR = Tile<T>::MR;
-    if (n == 0) {  // no samples: zero weight gradients, nothing else
-        if (dw) std::fill(dw, dw + out * in, T(0));
-        if (db) std::fill(db, db + out, T(0));
+    if (n == 0) {  // no samples: zero weight gradients (nothing to add), nothing else
+        if (dw && !add_dw) std::fill(dw, dw + out * in, T(0));
+        if (db && !add_db) std::fill(db, db + out, T(0));
         return;
     }
     const i64 outr = (out + MR - 1) / MR * MR;
     const i64 panels = (n + MR - 1) / MR, chunks = (panels + kDbChunk - 1) / kDbChunk;
     T* pdx = dx ? scratch<T>(kGrad, packed_a_size<T>(n, out)) : nullptr;
     T* pdw = dw ? scratch<T>(kTmp, packed_a_size<T>(out, n)) : nullptr;
-    T* acc = db ? scratch<T>(kAcc, chunks * out) : nullptr;  // the calling thread's, shared
-    if (acc) std::fill(acc, acc + chunks * out, T(0));
+    T* dbacc = db ? scratch<T>(kAcc, chunks * out) : nullptr;  // the calling thread's, shared
+    if (dbacc) std::fill(dbacc, dbacc + chunks * out, T(0));
     [[maybe_unused]] const int nt = threads_for(double(n) * out * 4, 1 << 15);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
@@ -81,17 +95,18 @@ void linear_backward_impl(i64 n, i64 in, i64 out, const T* gy, const T* x, const
     for (i64 ch = 0; ch < chunks; ++ch) {
         T* g = scratch<T>(kTmp2, MR * outr);
         for (i64 p = ch * kDbChunk; p < std::min(panels, (ch + 1) * kDbChunk); ++p)
-            linear_grad_panel(p * MR, n, out, outr, gy, y, act, g, pdx, pdw, acc ? acc + ch * out : nullptr);
+            linear_grad_panel(p * MR, n, out, outr, gy, y, act, g, pdx, pdw,
+                              dbacc ? dbacc + ch * out : nullptr);
     }
-    if (db) {  // chunk partial sums, in chunk order
-        std::copy(acc, acc + out, db);
+    if (db) {  // chunk partial sums, in chunk order, then into db
         for (i64 ch = 1; ch < chunks; ++ch)
-            for (i64 j = 0; j < out; ++j) db[j] += acc[ch * out + j];
+            for (i64 j = 0; j < out; ++j) dbacc[j] += dbacc[ch * out + j];
+        for (i64 j = 0; j < out; ++j) db[j] = add_db ? db[j] + dbacc[j] : dbacc[j];
     }
     // dx (n x in) = gz (n x out) . w (out x in)
     if (dx) gemm_packed_a<T>(n, in, out, pdx, w, in, 1, T(0), dx, in);
-    // dw (out x in) = gz^T (out x n) . x (n x in)
-    if (dw) gemm_packed_a<T>(out, in, n, pdw, x, in, 1, T(0), dw, in);
+    // dw (out x in) = gz^T (out x n) . x (n x in), (+ dw)
+    if (dw) linear_weight_grad(out, in, n, pdw, x, dw, add_dw);
 }
 
 }  // inline namespace MINITL_ISA

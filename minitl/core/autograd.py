@@ -9,6 +9,18 @@ from __future__ import annotations
 from .grad_mode import no_grad
 
 
+class _Accumulated:
+    """The type of :data:`ACCUMULATED`."""
+
+    def __repr__(self):
+        return "ACCUMULATED"
+
+
+# What a backward returns for an input whose gradient it has already added into
+# the buffer handed to it in ``ctx.grad_buffers`` (nothing is left to add).
+ACCUMULATED = _Accumulated()
+
+
 def _topological_order(root):
     """Interior nodes reachable from ``root``, children after parents (no recursion)."""
     order, seen = [], set()
@@ -67,11 +79,13 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
                     f"trying to backward through the graph a second time ({fn.__name__} "
                     "was already freed); pass retain_graph=True to the first backward()"
                 )
+            if fn.adds_into_grads:  # it may add straight into the leaves' .grad
+                ctx.grad_buffers = grad_buffers(node._parents)
             in_grads = fn.backward(ctx, g)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
             for parent, pg in zip(node._parents, in_grads):
-                if parent is None or pg is None:
+                if parent is None or pg is None or pg is ACCUMULATED:
                     continue
                 if pg.shape != parent.data.shape:
                     raise RuntimeError(
@@ -88,13 +102,40 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
                 ctx.free()
 
 
+def grad_buffers(parents):
+    """Per parent, the array of its ``.grad`` when gradients may be added into it
+    in place (a leaf whose ``.grad`` the engine made itself: see ``_accumulate``),
+    else None."""
+    out = []
+    for p in parents:
+        grad = None if p is None or p._fn is not None or not p.requires_grad else p.grad
+        ok = (grad is not None and _owns(grad) and grad.data.dtype == p.data.dtype
+              and grad.data.shape == p.data.shape)
+        out.append(grad.data if ok else None)
+    return tuple(out)
+
+
+def _owns(grad) -> bool:
+    """Whether the engine made ``grad``'s array as a sum of its own (so no other
+    gradient, input or user array aliases it)."""
+    return getattr(grad, "_engine_sum", None) is grad.data
+
+
 def _accumulate(leaf, g) -> None:
-    """Add ``g`` into ``leaf.grad`` out of place (``g`` may alias another gradient)."""
+    """Add ``g`` into ``leaf.grad``, as PyTorch does: in place once ``.grad`` is an
+    array the engine made (``grad += g``), else out of place. The first gradient
+    is stored as it comes (no copy), and may alias another gradient or the
+    user's seed, so the first sum makes a new array; later ones add into it."""
     if not leaf.requires_grad:
         return
     if g.dtype != leaf.data.dtype:
         g = g.astype(leaf.data.dtype)
-    if leaf.grad is None:
+    grad = leaf.grad
+    if grad is None:
         leaf.grad = type(leaf)._make(g)
+    elif _owns(grad) and grad.data.shape == g.shape:
+        grad.data += g
     else:
-        leaf.grad = type(leaf)._make(leaf.grad.data + g)
+        total = grad.data + g
+        leaf.grad = type(leaf)._make(total)
+        leaf.grad._engine_sum = total

@@ -37,6 +37,11 @@ class Context:
 class Function:
     """A differentiable op; subclasses define ``forward`` and ``backward``."""
 
+    # True: before backward, ``ctx.grad_buffers`` holds per input the array of
+    # its ``.grad`` that may be added into in place (or None); backward may add
+    # its gradient there and return ``autograd.ACCUMULATED`` for that input.
+    adds_into_grads = False
+
     @staticmethod
     def forward(ctx, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError

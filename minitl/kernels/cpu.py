@@ -6,8 +6,9 @@ None and the dispatch falls back to the reference. ``AVAILABLE`` says whether th
 extension imported, ``STATUS`` says how it was built (or why not) in one line.
 
 Beyond :data:`OPS`, ``_C`` provides the fused ``conv2d_pool_forward`` /
-``conv2d_pool_backward`` (conv + bias + activation + 2x2 max-pool, see
-:mod:`minitl.kernels.fused_reference` for its exact contract).
+``conv2d_pool_backward`` (conv + bias + activation + 2x2 max-pool) and
+``linear_backward_acc`` (linear_backward adding into existing gradients); see
+:mod:`minitl.kernels.fused_reference` for their exact contracts.
 """
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ if _C is not None:
 # dispatch.FUSED_OPS); the dispatch reads them by name.
 linear_forward = _C.linear_forward if _C is not None else None
 linear_backward = _C.linear_backward if _C is not None else None
+linear_backward_acc = _C.linear_backward_acc if _C is not None else None
 conv2d_forward = _C.conv2d_forward if _C is not None else None
 conv2d_backward = _C.conv2d_backward if _C is not None else None
 conv2d_pool_forward = _C.conv2d_pool_forward if _C is not None else None

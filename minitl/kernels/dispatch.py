@@ -31,7 +31,7 @@ OPS = (
 _REFERENCE_OF = {op: reference for op in OPS}
 _REFERENCE_OF.update(batch_norm_forward=norm_reference, batch_norm_backward=norm_reference)
 # Fused ops beyond the card's list; their reference is a composite of the above.
-FUSED_OPS = ("conv2d_pool_forward", "conv2d_pool_backward")
+FUSED_OPS = ("conv2d_pool_forward", "conv2d_pool_backward", "linear_backward_acc")
 MODES = ("native", "auto", "reference")
 
 _mode: str | None = None
@@ -86,6 +86,15 @@ def _table(device: str) -> dict:
 def get(op: str, device: str = "cpu"):
     """The implementation of ``op`` to use for arrays on ``device``."""
     return _table(device)[op][0]
+
+
+def get_beside(op: str, other: str, device: str = "cpu"):
+    """``op``'s implementation when the backend serving ``other`` on ``device``
+    serves it too, else None (a composite reference would replace a native
+    ``other``)."""
+    table = _table(device)
+    fn, name = table[op]
+    return fn if name == table[other][1] else None
 
 
 def active(device: str = "cpu") -> dict[str, str]:

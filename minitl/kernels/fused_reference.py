@@ -17,6 +17,14 @@ native fused kernel is tested against and the path that runs without it.
   activation (from the pooled output ``y``) is routed to ``indices``, then
   through the conv. ``None`` for a gradient ``needs`` rules out. The
   full-size conv output is never needed, so it is not kept.
+
+``linear_backward_acc``: ``linear_backward`` adding into existing gradients.
+
+* ``(gy, x, w, y, activation, needs, dw_acc, db_acc) -> (dx, dw, db)``: as
+  ``linear_backward``, except that where ``dw_acc`` (``db_acc``) is an array
+  and ``needs`` asks for dw (db), the gradient is added into it in place,
+  ``dw_acc += dw`` with one rounding per element, and it is returned as dw
+  (db). None: a fresh array, as ``linear_backward`` gives.
 """
 from __future__ import annotations
 
@@ -43,3 +51,15 @@ def conv2d_pool_backward(gy, x, w, y, indices, stride, padding, activation, pool
     gzp = R.activation_backward(gy, y, activation)
     gz = R.max_pool2d_backward(gzp, indices, (x.shape[0], o, oh, ow), pool, pool)
     return R.conv2d_backward(gz, x, w, None, stride, padding, None, needs)
+
+
+def linear_backward_acc(gy, x, w, y, activation, needs, dw_acc, db_acc):
+    """(dx, dw, db) of the fused linear, dw and db added into ``dw_acc`` / ``db_acc`` where given."""
+    dx, dw, db = R.linear_backward(gy, x, w, y, activation, needs)
+    if dw is not None and dw_acc is not None:
+        dw_acc += dw
+        dw = dw_acc
+    if db is not None and db_acc is not None:
+        db_acc += db
+        db = db_acc
+    return dx, dw, db
