@@ -191,3 +191,15 @@ def test_sequential_training_bit_identical_and_a_hooked_batchnorm_sees_its_outpu
     with minitl.no_grad():
         a(x)
     assert seen == [1] and len(fold_count) == 2  # the hooked pair ran unfolded, the other two folded
+
+
+@pytest.mark.gpu
+def test_resnet_on_cuda_folds_and_equals_layer_by_layer(fold_count):
+    minitl.manual_seed(11)
+    m = _moved_stats(resnet18(num_classes=5, in_chans=3, width=8, small_input=True)).eval().to("cuda")
+    x = minitl.tensor(np.random.default_rng(12).standard_normal((4, 3, 16, 16)).astype(np.float32), device="cuda")
+    with minitl.no_grad():
+        got = m(x).numpy()
+        assert len(fold_count) == _pairs(m)
+        want = _resnet_layer_by_layer(m, x).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
