@@ -13,25 +13,9 @@ from minitl import nn
 from minitl.nn import conv_bn_fold
 from minitl.nn.conv_bn_fold import conv_bn_act, fold_conv_bn, why_not_folded
 
+from fold_helpers import cast_floats, move_bn_stats
+
 ACTS = (None, "relu", "tanh", "sigmoid")
-
-
-def _cast(module, dtype):
-    """Every floating parameter and buffer of ``module`` in ``dtype`` (in place)."""
-    for t in list(module.parameters()) + [b for _, b in module.named_buffers()]:
-        if t.data.dtype.kind == "f":
-            t.data = t.data.astype(dtype)
-    return module
-
-
-def _random_stats(bn, rng):
-    """Running statistics (and affine parameters) far from their identity defaults."""
-    c = bn.num_features
-    bn.running_mean.data[...] = rng.normal(0.0, 1.0, c)
-    bn.running_var.data[...] = rng.uniform(0.2, 3.0, c)
-    if bn.affine:
-        bn.weight.data[...] = rng.normal(1.0, 0.5, c)
-        bn.bias.data[...] = rng.normal(0.0, 0.5, c)
 
 
 def _unfolded(conv, bn, x, activation=None):
@@ -56,7 +40,7 @@ def fold_case(draw):
                      bias=draw(st.booleans()))
     bn = nn.BatchNorm2d(o, eps=draw(st.sampled_from([1e-5, 1e-3])), affine=draw(st.booleans()))
     rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
-    _random_stats(bn, rng)
+    move_bn_stats(bn, rng)
     x = rng.standard_normal((draw(st.integers(1, 2)), c, h, w))
     return conv, bn.eval(), x
 
@@ -64,8 +48,8 @@ def fold_case(draw):
 @given(fold_case(), st.sampled_from(ACTS))
 def test_folded_equals_the_unfolded_eval_forward_float64(case, activation):
     conv, bn, x = case
-    _cast(conv, np.float64)
-    _cast(bn, np.float64)
+    cast_floats(conv, np.float64)
+    cast_floats(bn, np.float64)
     x = minitl.tensor(x, dtype=np.float64)
     with minitl.no_grad():
         assert why_not_folded(conv, bn, x) is None
@@ -89,7 +73,7 @@ def test_folded_equals_the_unfolded_eval_forward_float32(case, activation):
 
 def test_fold_conv_bn_formula_and_dtype():
     conv, bn = nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3, eps=1e-3)
-    _random_stats(bn, np.random.default_rng(1))
+    move_bn_stats(bn, np.random.default_rng(1))
     w, b = fold_conv_bn(conv, bn)
     s = bn.weight.data.astype(np.float64) / np.sqrt(bn.running_var.data.astype(np.float64) + 1e-3)
     assert w.dtype == b.dtype == np.float32
@@ -106,7 +90,7 @@ def _pair(bias=False, affine=True, seed=0):
     for _ in range(2):
         minitl.manual_seed(seed)
         conv, bn = nn.Conv2d(3, 4, 3, padding=1, bias=bias), nn.BatchNorm2d(4, affine=affine)
-        _random_stats(bn, np.random.default_rng(seed))
+        move_bn_stats(bn, np.random.default_rng(seed))
         pairs.append((conv, bn))
     x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
     return pairs, x

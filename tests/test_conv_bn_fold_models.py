@@ -13,26 +13,11 @@ from minitl.nn import conv_bn_fold
 from minitl.transfer.batchnorm import lock_batchnorm
 from minitl.transfer.features import cache_features
 
-
-def _cast(module, dtype):
-    for t in list(module.parameters()) + [b for _, b in module.named_buffers()]:
-        if t.data.dtype.kind == "f":
-            t.data = t.data.astype(dtype)
-    return module
+from fold_helpers import cast_floats, move_bn_stats
 
 
-def _moved_stats(model, seed=0):
-    """Random running statistics and affine parameters in every BatchNorm."""
-    rng = np.random.default_rng(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean.data[...] = rng.normal(0.0, 0.5, c)
-            m.running_var.data[...] = rng.uniform(0.5, 2.0, c)
-            if m.affine:
-                m.weight.data[...] = rng.normal(1.0, 0.3, c)
-                m.bias.data[...] = rng.normal(0.0, 0.3, c)
-    return model
+def _moved(model, seed=0):
+    return move_bn_stats(model, np.random.default_rng(seed))
 
 
 def _resnet_layer_by_layer(m, x):
@@ -70,7 +55,7 @@ def _pairs(model):
 @pytest.mark.parametrize("build, width, small", [(resnet18, 8, True), (resnet18, 4, False), (resnet50, 2, True)])
 def test_resnet_eval_no_grad_folds_every_pair_and_equals_layer_by_layer(fold_count, build, width, small):
     minitl.manual_seed(0)
-    m = _cast(_moved_stats(build(num_classes=5, in_chans=3, width=width, small_input=small)), np.float64).eval()
+    m = cast_floats(_moved(build(num_classes=5, in_chans=3, width=width, small_input=small)), np.float64).eval()
     x = minitl.tensor(np.random.default_rng(1).standard_normal((3, 3, 16, 16)), dtype=np.float64)
     with minitl.no_grad():
         got = m(x).numpy()
@@ -82,7 +67,7 @@ def test_resnet_eval_no_grad_folds_every_pair_and_equals_layer_by_layer(fold_cou
 
 def test_resnet18_float32_eval_close_to_layer_by_layer_and_state_dict_untouched():
     minitl.manual_seed(0)
-    m = _moved_stats(resnet18(num_classes=5, in_chans=3, width=8, small_input=True)).eval()
+    m = _moved(resnet18(num_classes=5, in_chans=3, width=8, small_input=True)).eval()
     tensors = dict(m.named_parameters(), **dict(m.named_buffers()))
     before = {k: (t.data, t.numpy().copy()) for k, t in tensors.items()}
     state = {k: np.array(v, copy=True) for k, v in m.state_dict().items()}
@@ -101,7 +86,7 @@ def test_resnet_training_is_bit_identical_to_layer_by_layer(fold_count):
     models = []
     for _ in range(2):
         minitl.manual_seed(3)
-        models.append(_moved_stats(resnet18(num_classes=4, in_chans=1, width=4, small_input=True)))
+        models.append(_moved(resnet18(num_classes=4, in_chans=1, width=4, small_input=True)))
     x = minitl.tensor(np.random.default_rng(4).standard_normal((4, 1, 12, 12)).astype(np.float32))
     y = minitl.tensor(np.array([0, 1, 2, 3]))
     a, b = models
@@ -117,7 +102,7 @@ def test_resnet_training_is_bit_identical_to_layer_by_layer(fold_count):
 
 def test_frozen_backbone_training_folds_and_gives_the_head_the_same_gradient(fold_count):
     minitl.manual_seed(5)
-    m = _moved_stats(resnet18(num_classes=3, in_chans=1, width=4, small_input=True))
+    m = _moved(resnet18(num_classes=3, in_chans=1, width=4, small_input=True))
     head = {id(p) for p in m.head.parameters()}
     m.freeze([n for n, p in m.named_parameters() if id(p) not in head])
     lock_batchnorm(m)
@@ -134,7 +119,7 @@ def test_frozen_backbone_training_folds_and_gives_the_head_the_same_gradient(fol
 
 def test_feature_cache_folds_the_frozen_backbone(fold_count):
     minitl.manual_seed(7)
-    m = _moved_stats(resnet18(num_classes=3, in_chans=1, width=4, small_input=True))
+    m = _moved(resnet18(num_classes=3, in_chans=1, width=4, small_input=True))
     m.freeze()
     lock_batchnorm(m)
     rng = np.random.default_rng(8)
@@ -161,7 +146,7 @@ def _user_seq(seed=0):
     seq = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Conv2d(4, 6, 3, groups=2, bias=False), nn.BatchNorm2d(6), nn.Tanh(),
                         nn.Conv2d(6, 3, 1), nn.BatchNorm2d(3, affine=False), nn.Flatten())
-    return _moved_stats(seq, seed)
+    return _moved(seq, seed)
 
 
 def test_sequential_conv_bn_act_pool_is_one_step_and_folds_in_eval(fold_count):
@@ -196,7 +181,7 @@ def test_sequential_training_bit_identical_and_a_hooked_batchnorm_sees_its_outpu
 @pytest.mark.gpu
 def test_resnet_on_cuda_folds_and_equals_layer_by_layer(fold_count):
     minitl.manual_seed(11)
-    m = _moved_stats(resnet18(num_classes=5, in_chans=3, width=8, small_input=True)).eval().to("cuda")
+    m = _moved(resnet18(num_classes=5, in_chans=3, width=8, small_input=True)).eval().to("cuda")
     x = minitl.tensor(np.random.default_rng(12).standard_normal((4, 3, 16, 16)).astype(np.float32), device="cuda")
     with minitl.no_grad():
         got = m(x).numpy()
