@@ -211,3 +211,18 @@ def test_folded_weights_follow_changed_parameters_and_statistics():
         second = conv_bn_act(conv, bn, x).numpy()
         np.testing.assert_allclose(second, _unfolded(conv, bn, x).numpy(), rtol=1e-5, atol=1e-5)
     assert not np.allclose(first, second)
+
+
+def test_folding_can_be_turned_off_and_then_matches_bit_for_bit():
+    ((conv, bn), _), x = _pair()
+    bn.eval()
+    x = minitl.tensor(x)
+    previous = conv_bn_fold.set_folding(False)
+    try:
+        with minitl.no_grad():
+            assert "turned off" in why_not_folded(conv, bn, x)
+            assert np.array_equal(conv_bn_act(conv, bn, x, "relu").numpy(), _unfolded(conv, bn, x, "relu").numpy())
+    finally:
+        conv_bn_fold.set_folding(previous)
+    with minitl.no_grad():
+        assert (why_not_folded(conv, bn, x) is None) == previous

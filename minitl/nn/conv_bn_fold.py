@@ -17,8 +17,14 @@ The folded weights are recomputed on every call (O * C/groups * kh * kw
 multiplies, a small fraction of the conv itself), so they can never be stale
 after an optimizer step, ``load_state_dict`` or a change of the running
 statistics; nothing is written to the modules' parameters or buffers.
+
+Folded outputs differ from the unfolded ones by float rounding only;
+``MINITL_FOLD_BN=0`` (or :func:`set_folding`) turns the fold off, to reproduce
+the unfolded eval outputs bit for bit or to measure what the fold gains.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -28,6 +34,16 @@ from ..core.tensor import Tensor
 from . import functional as F
 from .conv import Conv2d
 from .norm import BatchNorm2d, _BatchNorm
+
+
+_folding = os.environ.get("MINITL_FOLD_BN", "1") != "0"
+
+
+def set_folding(enabled: bool) -> bool:
+    """Turn the fold on or off for the whole process; returns the previous setting."""
+    global _folding
+    previous, _folding = _folding, bool(enabled)
+    return previous
 
 
 def _own_forward(module, cls) -> bool:
@@ -46,6 +62,8 @@ def _needs_grad(conv, bn, x) -> bool:
 
 def why_not_folded(conv, bn, x) -> str | None:
     """Why ``conv_bn_act(conv, bn, x)`` runs conv -> BN unfolded, or None when it folds."""
+    if not _folding:
+        return "folding is turned off (MINITL_FOLD_BN=0 or set_folding(False))"
     if not (isinstance(conv, Conv2d) and _own_forward(conv, Conv2d)):
         return "the conv is not a plain Conv2d (a subclass or a hooked forward)"
     if not (isinstance(bn, BatchNorm2d) and _own_forward(bn, _BatchNorm)):
