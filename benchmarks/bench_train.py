@@ -28,6 +28,7 @@ since with more threads it also counts workers spinning at barriers.
     python benchmarks/bench_train.py --device cuda --batch 256 1024
     python benchmarks/bench_train.py --models resnet18 --batch 64 128   # width=16, small_input, 1x32x32
     MINITL_CPU_ISA=avx2 python benchmarks/bench_train.py   # one C++ variant
+    MINITL_FOLD_BN=0 python benchmarks/bench_train.py --models resnet18 --modes infer frozen  # conv+BN unfolded
 
 ``resnet18`` is ``resnet18(width=16, small_input=True)`` on 1x32x32 inputs
 (Fashion-MNIST padded to 32x32); its ``frozen`` mode freezes everything but

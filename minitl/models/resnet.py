@@ -6,11 +6,17 @@ checkpoint converted to .safetensors loads with ``strict=True``).
 cores); ``small_input=True`` is the CIFAR stem (3x3 conv, stride 1, no
 max-pool) under the same keys. ``forward_features`` returns the pooled
 ``(N, 8 * width * expansion)`` vector the head reads.
+
+Every conv -> BatchNorm (-> ReLU) runs through ``nn.conv_bn_fold.conv_bn_act``:
+in eval mode without gradients (inference, a frozen backbone) the BatchNorm is
+folded into the conv's weights and the ReLU into its kernel; in training the
+layers run one by one, unchanged.
 """
 from __future__ import annotations
 
 from .. import nn
 from ..nn import functional as F
+from ..nn.conv_bn_fold import conv_bn_act
 from ..nn.init import kaiming_normal_fan_out
 from .classifier import Classifier
 
@@ -35,8 +41,8 @@ class BasicBlock(nn.Module):
         self.downsample = downsample  # a Module, or None (then no keys, as in torchvision)
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = conv_bn_act(self.conv1, self.bn1, x, "relu")
+        out = conv_bn_act(self.conv2, self.bn2, out)
         identity = x if self.downsample is None else self.downsample(x)
         return F.relu(out + identity)
 
@@ -55,9 +61,9 @@ class Bottleneck(nn.Module):
         self.downsample = downsample  # a Module, or None (then no keys, as in torchvision)
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        out = conv_bn_act(self.conv1, self.bn1, x, "relu")
+        out = conv_bn_act(self.conv2, self.bn2, out, "relu")
+        out = conv_bn_act(self.conv3, self.bn3, out)
         identity = x if self.downsample is None else self.downsample(x)
         return F.relu(out + identity)
 
@@ -107,7 +113,7 @@ class ResNet(Classifier):
         """The pooled (N, num_features) representation the head reads."""
         if x.ndim != 4 or x.shape[1] != self.in_chans:
             raise ValueError(f"ResNet expects input (N, {self.in_chans}, H, W), got shape {x.shape}")
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(conv_bn_act(self.conv1, self.bn1, x, "relu"))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.avgpool(x).flatten(1)
 

@@ -1,11 +1,16 @@
-"""The everyday layers. Linear and Conv2d accept ``activation=`` so that a
+"""The everyday layers. Linear and Conv2d (conv.py) accept ``activation=`` so that a
 Sequential can run "layer then ReLU" as one fused kernel call."""
 from __future__ import annotations
 
+import functools
+
 from . import functional as F
+from .conv import Conv2d
+from .conv_bn_fold import conv_bn_act
 from .fused_chain import run_linear_chain
 from .init import bias_uniform, kaiming_uniform
 from .module import Module
+from .norm import BatchNorm2d
 from .parameter import Parameter
 
 
@@ -27,58 +32,6 @@ class Linear(Module):
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
-
-
-class Conv2d(Module):
-    """2-D convolution; weight (out_channels, in_channels / groups, kh, kw).
-
-    ``padding`` is an int, a pair, ``'valid'`` or ``'same'`` (stride 1).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True):
-        super().__init__()
-        kh, kw = F.pair(kernel_size, "kernel_size")
-        if not isinstance(groups, int) or groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: groups={groups!r} must be a positive int dividing in_channels "
-                             f"({in_channels}) and out_channels ({out_channels})")
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(f"Conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
-            if padding == "same" and F.pair(stride, "stride") != (1, 1):
-                raise ValueError(f"Conv2d: padding='same' needs stride 1, got stride {stride}")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = (kh, kw), F.pair(stride, "stride")
-        self.padding = padding if isinstance(padding, str) else F.pair(padding, "padding")
-        self.dilation = F.pair(dilation, "dilation")
-        shape = (out_channels, in_channels // groups, kh, kw)
-        self.weight = Parameter(kaiming_uniform(shape))
-        self.register_parameter("bias", Parameter(bias_uniform(out_channels, shape)) if bias else None)
-
-    @property
-    def fusable(self) -> bool:
-        """True when the fused kernels serve this geometry (and a pool can join the call)."""
-        return self.groups == 1 and self.dilation == (1, 1) and not isinstance(self.padding, str)
-
-    def forward(self, x, activation=None, pool=None):
-        """The convolution; ``activation`` and a following non-overlapping max-``pool``
-        can be fused into the same kernel call (Sequential does this)."""
-        if pool is not None and self.fusable:
-            return F.conv2d_pool(x, self.weight, self.bias, self.stride, self.padding, activation=activation,
-                                 pool=pool, layer=self._label())
-        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-                     activation=activation, layer=self._label())
-        return y if pool is None else F.max_pool2d(y, pool)
-
-    def _label(self):
-        return f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size})"
-
-    def extra_repr(self):
-        extra = "".join([f", dilation={self.dilation}" if self.dilation != (1, 1) else "",
-                         f", groups={self.groups}" if self.groups != 1 else "",
-                         ", bias=False" if self.bias is None else ""])
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}{extra}")
 
 
 class MaxPool2d(Module):
@@ -233,13 +186,17 @@ class Sequential(Module):
 
 def _fuse_steps(layers):
     """[(layer, kwargs)]: each Linear/Conv2d with the activation (and, after a conv,
-    the non-overlapping max-pool) that follows it, as one fused kernel call; the
-    modules and the state_dict are unchanged."""
+    the non-overlapping max-pool) that follows it, as one fused kernel call, and a
+    Conv2d -> BatchNorm2d [-> act] [-> pool] as one ``conv_bn_act`` step (folded
+    in eval mode without gradients); the modules and the state_dict are unchanged."""
     steps, i = [], 0
     while i < len(layers):
         layer, fused = layers[i], 1
         kwargs = {}
-        if isinstance(layer, _FUSABLE):
+        folded = _conv_bn_step(layers, i)
+        if folded is not None:
+            layer, kwargs, fused = folded
+        elif isinstance(layer, _FUSABLE):
             nxt = layers[i + 1] if i + 1 < len(layers) else None
             if type(nxt) in _ACTIVATIONS:
                 kwargs["activation"], fused = nxt.activation, 2
@@ -249,6 +206,29 @@ def _fuse_steps(layers):
         steps.append((layer, kwargs))
         i += fused
     return steps
+
+
+def _unhooked(m) -> bool:
+    return "forward" not in m.__dict__
+
+
+def _conv_bn_step(layers, i):
+    """``(step, kwargs, n_layers)`` when ``layers[i:]`` starts Conv2d -> BatchNorm2d
+    [-> activation] [-> tiling max-pool]: one :func:`conv_bn_act` call, which folds the
+    BatchNorm into the conv in eval mode without gradients and otherwise runs the
+    layers one by one as before; else None."""
+    conv = layers[i]
+    bn = layers[i + 1] if i + 1 < len(layers) else None
+    if not (isinstance(conv, Conv2d) and type(bn) is BatchNorm2d):
+        return None
+    kwargs, n = {}, 2
+    act = layers[i + n] if i + n < len(layers) else None
+    if type(act) in _ACTIVATIONS and _unhooked(act):  # a hooked layer must see its input: left out
+        kwargs["activation"], n = act.activation, n + 1
+    pool = layers[i + n] if i + n < len(layers) else None
+    if _is_tiling_max_pool(pool) and _unhooked(pool):
+        kwargs["pool"], n = pool.kernel_size, n + 1
+    return functools.partial(conv_bn_act, conv, bn), kwargs, n
 
 
 def _chain_linears(steps):

@@ -13,6 +13,11 @@ alone, so caching is refused when
   (not eval-locked as a frozen BatchNorm is, or without running statistics):
   the cached features are computed in eval mode, and training must see the same.
 
+Features are computed in eval mode under ``no_grad`` (:func:`inference`), so every
+conv -> BatchNorm (-> ReLU) of the backbone runs as one folded conv
+(``nn.conv_bn_fold``); training the head on a frozen, uncached backbone folds too,
+since no gradient flows into it.
+
 ``Setup.fit`` / ``Setup.evaluate`` and the experiment grid all go through
 :class:`FeatureCache`; a cache shared between runs (the grid's) computes the
 features of one (backbone, dataset, transform) once: its key hashes the
