@@ -13,7 +13,7 @@ from minitl import nn
 from minitl.nn import conv_bn_fold
 from minitl.nn.conv_bn_fold import conv_bn_act, fold_conv_bn, why_not_folded
 
-from fold_helpers import cast_floats, move_bn_stats
+from fold_helpers import cast_floats, fold_at_any_size, move_bn_stats  # noqa: F401 (autouse fixture)
 
 ACTS = (None, "relu", "tanh", "sigmoid")
 
@@ -226,3 +226,21 @@ def test_folding_can_be_turned_off_and_then_matches_bit_for_bit():
         conv_bn_fold.set_folding(previous)
     with minitl.no_grad():
         assert (why_not_folded(conv, bn, x) is None) == previous
+
+
+@pytest.mark.cost_rule
+def test_cost_rule_runs_a_small_batch_through_a_wide_layer_unfolded():
+    # fan-in 64*3*3 = 576: one 4x4 image has 16 output positions (2*16 < 576): unfolded,
+    # bit for bit the layers one by one; 32 images have 512 (2*512 >= 576): folded.
+    minitl.manual_seed(0)
+    conv, bn = nn.Conv2d(64, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+    bn.eval()
+    rng = np.random.default_rng(0)
+    move_bn_stats(bn, rng)
+    small = minitl.tensor(rng.standard_normal((1, 64, 4, 4)).astype(np.float32))
+    big = minitl.tensor(rng.standard_normal((32, 64, 4, 4)).astype(np.float32))
+    with minitl.no_grad():
+        assert "cost more than it saves" in why_not_folded(conv, bn, small)
+        np.testing.assert_array_equal(conv_bn_act(conv, bn, small, "relu").numpy(),
+                                      F.relu(bn(conv(small))).numpy())
+        assert why_not_folded(conv, bn, big) is None

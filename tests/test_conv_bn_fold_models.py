@@ -13,7 +13,7 @@ from minitl.nn import conv_bn_fold
 from minitl.transfer.batchnorm import lock_batchnorm
 from minitl.transfer.features import cache_features
 
-from fold_helpers import cast_floats, move_bn_stats
+from fold_helpers import cast_floats, fold_at_any_size, move_bn_stats  # noqa: F401 (autouse fixture)
 
 
 def _moved(model, seed=0):

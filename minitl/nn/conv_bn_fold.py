@@ -16,7 +16,13 @@ and a frozen backbone whose features are cached). Otherwise it runs conv -> BN
 The folded weights are recomputed on every call (O * C/groups * kh * kw
 multiplies, a small fraction of the conv itself), so they can never be stale
 after an optimizer step, ``load_state_dict`` or a change of the running
-statistics; nothing is written to the modules' parameters or buffers.
+statistics; nothing is written to the modules' parameters or buffers. Where
+that recomputation costs more than it saves (a small batch through a wide
+layer: one image through ResNet-18's last stage touches 4608 weights per
+output channel and only 49 output positions), the layers run unfolded: the
+fold saves about two passes over the output (the BatchNorm and the activation)
+and costs one pass over the weights, so it runs when
+``C/groups * kh * kw <= 2 * N * OH * OW``.
 
 Folded outputs differ from the unfolded ones by float rounding only;
 ``MINITL_FOLD_BN=0`` (or :func:`set_folding`) turns the fold off, to reproduce
@@ -79,7 +85,22 @@ def why_not_folded(conv, bn, x) -> str | None:
         return f"the conv and the BatchNorm are on different devices ({', '.join(sorted(devices))})"
     if _needs_grad(conv, bn, x):
         return "a gradient is needed (grad mode on and the input or a parameter requires one)"
+    if not _fold_pays(conv, x):
+        return ("folding would cost more than it saves (fan-in C/groups*kh*kw above twice the "
+                "output positions N*OH*OW: a small batch through a wide layer)")
     return None
+
+
+def _fold_pays(conv, x) -> bool:
+    """Whether refolding the weights (one pass over them) costs less than the two
+    passes over the output (BatchNorm, activation) it replaces."""
+    shape = getattr(x, "shape", ())
+    if len(shape) != 4:
+        return True  # the conv raises its own shape error
+    (kh, kw), (sh, sw) = conv.kernel_size, conv.stride
+    positions = shape[0] * max(1, shape[2] // sh) * max(1, shape[3] // sw)
+    fan_in = conv.in_channels // conv.groups * kh * kw
+    return fan_in <= 2 * positions
 
 
 def fold_conv_bn(conv, bn):
