@@ -10,6 +10,7 @@ geometry: milliseconds per call (best of ``--repeats`` windows of
 
     python benchmarks/bench_conv.py                  # batch 64, float32
     python benchmarks/bench_conv.py --batch 128 --dtype float64
+    python benchmarks/bench_conv.py --threads 1 --clock cpu   # a busy machine
     MINITL_CPU_ISA=avx2 python benchmarks/bench_conv.py
 """
 from __future__ import annotations
@@ -41,15 +42,15 @@ GEOMETRIES = (
 )
 
 
-def best_ms(fn, calls, repeats):
+def best_ms(fn, calls, repeats, clock=time.perf_counter):
     """Best, over `repeats` windows, of the mean milliseconds of `calls` calls of fn."""
     fn()
     best = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(calls):
             fn()
-        best = min(best, (time.perf_counter() - t0) / calls * 1e3)
+        best = min(best, (clock() - t0) / calls * 1e3)
     return best
 
 
@@ -60,25 +61,35 @@ def main(argv=None):
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     ap.add_argument("--calls", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", default="", help="time only the geometries whose name contains this")
+    ap.add_argument("--threads", type=int, default=None, help="kernel threads (default: all)")
+    ap.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                    help="cpu: process CPU time, for a busy machine (use with --threads 1)")
     args = ap.parse_args(argv)
     if not cpu.AVAILABLE:
         sys.exit(cpu.STATUS)
+    if args.threads:
+        cpu.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     rng = np.random.default_rng(0)
     dt = np.dtype(args.dtype)
-    print(f"# {cpu.STATUS}; batch {args.batch}, {args.dtype}, ms per call (best of {args.repeats} x {args.calls})")
+    print(f"# {cpu.STATUS}; batch {args.batch}, {args.dtype}, {cpu.get_num_threads()} threads, "
+          f"{args.clock} ms per call (best of {args.repeats} x {args.calls})")
     print(f"{'geometry':<12} {'C':>4} {'O':>4} {'H':>3} {'n':>2} {'fwd':>8} {'dx':>8} {'dw+db':>8} {'step ms':>8}")
     total = 0.0
     for name, c, o, h, k, s, p, count in GEOMETRIES:
+        if args.only not in name:
+            continue
         x = rng.standard_normal((args.batch, c, h, h)).astype(dt)
         w = rng.standard_normal((o, c, k, k)).astype(dt)
         st, pd = (s, s), (p, p)
         y = cpu.conv2d_forward(x, w, None, st, pd, None)
         gy = rng.standard_normal(y.shape).astype(dt)
-        fwd = best_ms(lambda: cpu.conv2d_forward(x, w, None, st, pd, None), args.calls, args.repeats)
+        fwd = best_ms(lambda: cpu.conv2d_forward(x, w, None, st, pd, None), args.calls, args.repeats, clock)
         dx = best_ms(lambda: cpu.conv2d_backward(gy, x, w, None, st, pd, None, (True, False, False)),
-                     args.calls, args.repeats)
+                     args.calls, args.repeats, clock)
         dw = best_ms(lambda: cpu.conv2d_backward(gy, x, w, None, st, pd, None, (False, True, True)),
-                     args.calls, args.repeats)
+                     args.calls, args.repeats, clock)
         step = count * (fwd + dx + dw) if c > 1 else count * (fwd + dw)  # the stem needs no dx
         total += step
         print(f"{name:<12} {c:>4} {o:>4} {h:>3} {count:>2} {fwd:>8.3f} {dx:>8.3f} {dw:>8.3f} {step:>8.2f}")
