@@ -5,10 +5,10 @@
 // im2col, the GEMM microkernel reads the padded image in place. Other
 // strides (the ResNets' 3x3 and 1x1 stride-2 convs) run the same products
 // on the input's polyphase split (conv_strided.h). im2col
-// ((C*kh*kw) x (OH*OW) per sample, a chunk of samples side by side) remains
-// where the grids waste most (small output planes: the forward and dw of
-// ResNet layer4; the dw of 1x1 strided convs) and for the weight gradient
-// of an input holding NaN or Inf, where the grids' junk columns would spread it.
+// ((C*kh*kw) x (OH*OW) per sample, with col2im for dx) remains where that
+// grid wastes most (4x4 outputs of a 3x3 stride-2 conv), for the weight
+// gradient of 1x1 strided convs, and for the weight gradient of an input
+// holding NaN or Inf, where the grids' junk columns would spread it.
 //
 // Samples are spread over threads (dynamic schedule: a preempted thread on
 // a shared machine does not hold the others up); weight gradients go to one
@@ -37,14 +37,14 @@ inline void valid_range(i64 OW, i64 W, i64 s, i64 j, i64 p, i64& lo, i64& hi) {
     if (hi < lo) hi = lo;
 }
 
-// cols (K x P, row stride ld) from one sample x (C x H x W); zeros where
-// the window is in the padding.
+// cols (K x P) from one sample x (C x H x W); zeros where the window is in the padding.
 template <class T>
-void im2col(const ConvGeom& g, const T* __restrict x, T* __restrict cols, i64 ld) {
+void im2col(const ConvGeom& g, const T* __restrict x, T* __restrict cols) {
+    const i64 P = g.P();
     for (i64 c = 0; c < g.C; ++c)
         for (i64 i = 0; i < g.KH; ++i)
             for (i64 j = 0; j < g.KW; ++j) {
-                T* row = cols + ((c * g.KH + i) * g.KW + j) * ld;
+                T* row = cols + ((c * g.KH + i) * g.KW + j) * P;
                 i64 lo, hi;
                 valid_range(g.OW, g.W, g.sw, j, g.pw, lo, hi);
                 for (i64 oh = 0; oh < g.OH; ++oh) {
@@ -65,18 +65,39 @@ void im2col(const ConvGeom& g, const T* __restrict x, T* __restrict cols, i64 ld
             }
 }
 
+// Adjoint of im2col: dx (C x H x W, zeroed here) += scatter of dcols (K x P).
+template <class T>
+void col2im(const ConvGeom& g, const T* __restrict dcols, T* __restrict dx) {
+    const i64 P = g.P();
+    std::memset(dx, 0, g.C * g.H * g.W * sizeof(T));
+    for (i64 c = 0; c < g.C; ++c)
+        for (i64 i = 0; i < g.KH; ++i)
+            for (i64 j = 0; j < g.KW; ++j) {
+                const T* row = dcols + ((c * g.KH + i) * g.KW + j) * P;
+                i64 lo, hi;
+                valid_range(g.OW, g.W, g.sw, j, g.pw, lo, hi);
+                for (i64 oh = 0; oh < g.OH; ++oh) {
+                    const i64 ih = oh * g.sh + i - g.ph;
+                    if (ih < 0 || ih >= g.H) continue;
+                    const T* r = row + oh * g.OW;
+                    T* dst = dx + (c * g.H + ih) * g.W + j - g.pw;
+                    if (g.sw == 1)
+                        for (i64 ow = lo; ow < hi; ++ow) dst[ow] += r[ow];
+                    else
+                        for (i64 ow = lo; ow < hi; ++ow) dst[ow * g.sw] += r[ow];
+                }
+            }
+}
+
 // Samples whose weight gradients share one accumulator in conv backward.
 constexpr i64 kChunk = 4;
 
-// Whether a grid of Qr positions per sample (the padded-width grid of
-// conv_s1.h or the phase grid of conv_strided.h, junk columns and tile
-// rounding included) wastes enough on P real output pixels that im2col over
-// a chunk of samples is cheaper: at 4x4 outputs the 3x3 grids are 32
-// positions long for 16 pixels, and the short per-sample product spends
-// as long reading and writing its accumulator tiles as multiplying.
-// Measured on the ResNet-18 shapes (benchmarks/RESULTS.md): at 8x8 and
-// larger the grids win.
-inline bool chunk_pays(i64 Qr, i64 P) { return 2 * Qr > 3 * P; }
+// Whether a strided conv's phase grid of Qr positions per sample (junk
+// columns and tile rounding included) wastes so much on its P real output
+// pixels that im2col + GEMM (+ col2im) is cheaper: layer4's 3x3 stride-2
+// conv has 16 output pixels on a 32-long grid. Measured on the ResNet-18
+// shapes (benchmarks/RESULTS.md); at 8x8 outputs and larger the grid wins.
+inline bool grid_wastes(i64 Qr, i64 P) { return 2 * Qr > 3 * P; }
 
 // Threads for a per-sample loop over N samples of `work` multiply-adds.
 inline int sample_threads(double work, i64 N) {
@@ -90,34 +111,13 @@ inline int sample_threads(double work, i64 N) {
 // (bias, activation, pooling).
 template <class T, class Epilogue>
 void conv_forward_core(const ConvGeom& g, const T* x, const T* w, Epilogue epilogue) {
-    const i64 K = g.K(), xs = g.C * g.H * g.W, P = g.P();
+    const i64 K = g.K(), xs = g.C * g.H * g.W;
     const int nt = sample_threads(g.macs(), g.N);
-    const bool s1 = g.sh == 1 && g.sw == 1;
-    const Slide s1g(g.C, g.H, g.W, g.ph, g.pw, g.KH, g.KW, Tile<T>::NR);
-    const Phases sg(g, Tile<T>::NR);
-    std::vector<T> pa(static_cast<std::size_t>(packed_a_size<T>(g.O, K)));
-    pack_a_full<T>(g.O, K, w, K, 1, pa.data());
-    if (chunk_pays(s1 ? s1g.Qr : sg.Qr, P)) {
-        // Small planes: z (O x nb*P) = w . im2col of a chunk of samples, one product.
-        const i64 L = kChunk * P, chunks = (g.N + kChunk - 1) / kChunk;
-        const int ntc = static_cast<int>(std::min<i64>(nt, chunks));
-        const bool par = ntc <= 1;  // one thread over chunks: let the product thread instead
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ntc) if (ntc > 1) schedule(dynamic, 1)
-#endif
-        for (i64 ch = 0; ch < chunks; ++ch) {
-            const i64 n0 = ch * kChunk, nb = std::min(g.N, n0 + kChunk) - n0;
-            T* cols = scratch<T>(kCols, K * L);
-            for (i64 b = 0; b < nb; ++b) im2col(g, x + (n0 + b) * xs, cols + b * P, L);
-            T* z = scratch<T>(kTmp2, g.O * L);
-            gemm_packed_a<T>(g.O, nb * P, K, pa.data(), cols, L, 1, T(0), z, L, par);
-            for (i64 b = 0; b < nb; ++b) epilogue(n0 + b, static_cast<const T*>(z + b * P), L, g.OW);
-        }
-        return;
-    }
-    if (s1) {
-        const Slide& s = s1g;
+    if (g.sh == 1 && g.sw == 1) {
+        const Slide s(g.C, g.H, g.W, g.ph, g.pw, g.KH, g.KW, Tile<T>::NR);
         const std::vector<i64> off = s.offsets();
+        std::vector<T> pa(static_cast<std::size_t>(packed_a_size<T>(g.O, K)));
+        pack_a_full<T>(g.O, K, w, K, 1, pa.data());
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 2)
 #endif
@@ -133,9 +133,31 @@ void conv_forward_core(const ConvGeom& g, const T* x, const T* w, Epilogue epilo
         }
         return;
     }
-    // Other strides: the same product on the input's phase buffer (conv_strided.h).
-    const Phases& s = sg;
+    // Other strides: the same product on the input's phase buffer
+    // (conv_strided.h), or im2col where that grid wastes most.
+    const Phases s(g, Tile<T>::NR);
+    if (grid_wastes(s.Qr, g.P())) {
+        const i64 P = g.P();
+        auto one = [&](i64 n, bool par) {
+            T* cols = scratch<T>(kCols, K * P);
+            im2col(g, x + n * xs, cols);
+            T* z = scratch<T>(kTmp2, g.O * P);
+            gemm<T>(g.O, P, K, T(1), w, K, 1, cols, P, 1, T(0), z, P, par);
+            epilogue(n, static_cast<const T*>(z), P, g.OW);
+        };
+        if (nt > 1) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 2)
+#endif
+            for (i64 n = 0; n < g.N; ++n) one(n, false);
+        } else {
+            for (i64 n = 0; n < g.N; ++n) one(n, true);  // few samples: thread the GEMM instead
+        }
+        return;
+    }
     const std::vector<i64> off = s.offsets();
+    std::vector<T> pa(static_cast<std::size_t>(packed_a_size<T>(g.O, K)));
+    pack_a_full<T>(g.O, K, w, K, 1, pa.data());
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 2)
 #endif
@@ -190,9 +212,11 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
     const double flip_cost = double(up(g.C, Tile<T>::MR)) * g.O * g.KH * g.KW * sd.Qr;
     const double scatter_cost = double(up(K, Tile<T>::MR)) * sx.Qr * g.O * (1.0 + 8.0 / g.O);
     const bool s1dx = s1 && g.ph < g.KH && g.pw < g.KW && flip_cost < scatter_cost;
+    // Strided convs whose phase grid wastes most take GEMM + col2im instead.
+    const bool col2im_dx = !s1 && grid_wastes(sp.Qr, P);
     std::vector<i64> offs;  // tap offsets in (i, j, c) order: a tile's rows are planes apart
     std::vector<T> pas;     // w^T in that order, packed
-    if (dx && !s1dx) {
+    if (dx && !s1dx && !col2im_dx) {
         std::vector<T> wt(static_cast<std::size_t>(K * g.O));
         offs.resize(static_cast<std::size_t>(K));
         for (i64 i = 0, r = 0; i < g.KH; ++i)
@@ -212,13 +236,12 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
     // by a zero gradient, and 0 * NaN is NaN: a dw the reference keeps
     // finite. An input holding NaN or Inf takes im2col + GEMM instead,
     // which reads only the taps of real output pixels (one pass over x decides).
-    // Small planes (chunk_pays) and the 1x1 strided convs take the chunked
-    // im2col below instead: one sample's grid is then too short an inner
-    // dimension for the K x O accumulator it reads and writes (measured:
-    // 8.7 -> 5.6 ms for layer4's 3x3 stride-2 dw, 1.6 -> 0.9 ms for
-    // layer3's 1x1 stride-2 dw; at 16x16 outputs the 3x3 grid is faster).
-    const bool small = chunk_pays(Qr, P) || (!s1 && g.KH * g.KW == 1);
-    const bool dw_on_grid = dw && !small && all_finite(x, g.N * xs);
+    // The 1x1 strided convs and the wasteful strided grids (grid_wastes)
+    // take that per-sample im2col too (measured faster: a 1x1 conv's im2col
+    // is the same strided gather as its phase buffer, and the product then
+    // reads its inner dimension contiguously without repacking the gradient).
+    const bool dw_im2col = !s1 && (g.KH * g.KW == 1 || grid_wastes(sp.Qr, P));
+    const bool dw_on_grid = dw && !dw_im2col && all_finite(x, g.N * xs);
     const bool dw_by_gemm = dw_on_grid && (!s1 || g.O * 4 >= Tile<T>::NR * 3);
     std::vector<i64> offx;
     if (dw_by_gemm) offx = s1 ? sx.offsets() : sp.offsets();
@@ -248,18 +271,11 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
     T* acc = scratch<T>(kAcc, acc_size * std::max<i64>(chunks, 1));
     std::fill(acc, acc + acc_size * std::max<i64>(chunks, 1), T(0));
 
-    // Otherwise dw takes im2col + GEMM over a chunk of samples at once: the
-    // chunk's im2col (K x L) and compact gradient (O x L), sample b in
-    // columns [b*P, (b+1)*P), then dw (O x K) += gz . cols^T with inner
-    // dimension up to L (on the small late-stage planes one sample's P = 16
-    // would leave the microkernel a 16-long inner loop per C tile).
-    const i64 L = kChunk * P;
-    const bool dw_by_chunk = dw && !dw_on_grid;
-    auto one = [&](i64 n, i64 b, T* acc_t, T* gzc_chunk) {
+    auto one = [&](i64 n, T* acc_t, bool par) {
         const T* xn = x + n * xs;
         // The gradient on the grid (rows grid_row apart, planes Qr apart),
         // zero at the junk columns.
-        T* gzn = gzc_chunk + (dw_by_chunk ? g.O * L : 0);
+        T* gzn = scratch<T>(kGrad, g.O * Qr);
         std::memset(gzn, 0, g.O * Qr * sizeof(T));
         gz(n, gzn, Qr, grid_row);
         if (db) {
@@ -279,11 +295,15 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
                 dw_accumulate(sx, g.O, static_cast<const T*>(gzn), static_cast<const T*>(xg), acc_t);
             }
         } else if (dw) {
-            im2col(g, xn, scratch<T>(kCols, K * L) + b * P, L);
+            T* cols = scratch<T>(kCols, K * P);
+            im2col(g, xn, cols);
+            // gz as compact (O x P) planes: the grid's rows without their junk columns.
+            T* gzc = scratch<T>(kTmp2, g.O * P);
             for (i64 o = 0; o < g.O; ++o)
                 for (i64 h = 0; h < g.OH; ++h)
-                    std::memcpy(gzc_chunk + o * L + b * P + h * g.OW, gzn + o * Qr + h * grid_row,
-                                g.OW * sizeof(T));
+                    std::memcpy(gzc + o * P + h * g.OW, gzn + o * Qr + h * grid_row, g.OW * sizeof(T));
+            // dw (O x K) += gz_n (O x P) . cols^T (P x K)
+            gemm<T>(g.O, K, P, T(1), gzc, P, 1, cols, 1, P, T(1), acc_t, K, par);
         }
         if (dx && s1dx) {
             T* gpad = scratch<T>(kTmp, sd.buf);
@@ -297,6 +317,15 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
                 for (i64 h = 0; h < g.H; ++h)
                     std::memcpy(dxn + (c * g.H + h) * g.W, zd + c * sd.Qr + h * sd.Wp,
                                 g.W * sizeof(T));
+        } else if (dx && col2im_dx) {
+            // dcols (K x P) = w^T (K x O) . gz_n (O x P), scattered back by col2im.
+            T* gzc = scratch<T>(kTmp2, g.O * P);
+            for (i64 o = 0; o < g.O; ++o)
+                for (i64 h = 0; h < g.OH; ++h)
+                    std::memcpy(gzc + o * P + h * g.OW, gzn + o * Qr + h * grid_row, g.OW * sizeof(T));
+            T* dcols = scratch<T>(kTmp, K * P);
+            gemm<T>(K, P, g.O, T(1), w, 1, K, gzc, P, 1, T(0), dcols, P, par);
+            col2im(g, dcols, dx + n * xs);
         } else if (dx) {
             T* dg = scratch<T>(kTmp, grid_buf);
             std::memset(dg, 0, grid_buf * sizeof(T));
@@ -316,17 +345,9 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
 #endif
-    for (i64 ch = 0; ch < chunks; ++ch) {
-        T* acc_t = acc + ch * acc_size;
-        const i64 n0 = ch * kChunk, nb = std::min(g.N, n0 + kChunk) - n0;
-        // kGrad holds the chunk's compact gradient (dw_by_chunk), then one sample's grid.
-        T* gzc_chunk = scratch<T>(kGrad, (dw_by_chunk ? g.O * L : 0) + g.O * Qr);
-        for (i64 b = 0; b < nb; ++b) one(n0 + b, b, acc_t, gzc_chunk);
-        // dw (O x K) += gz (O x nb*P) . cols^T (nb*P x K)
-        if (dw_by_chunk)
-            gemm<T>(g.O, K, nb * P, T(1), gzc_chunk, L, 1, scratch<T>(kCols, K * L), 1, L, T(1), acc_t, K,
-                    par);
-    }
+    for (i64 ch = 0; ch < chunks; ++ch)
+        for (i64 n = ch * kChunk; n < std::min(g.N, (ch + 1) * kChunk); ++n)
+            one(n, acc + ch * acc_size, par);
     // Sum the chunk accumulators into the outputs, in chunk order.
     const i64 nw = dw ? g.O * K : 0;
     for (i64 i = 0; i < acc_size; ++i) {
