@@ -199,14 +199,16 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
         if (!s1) return sp.fill(buf, xn);
         sx.pad(buf, [&](i64 c, i64 h, T* dst) { std::memcpy(dst, xn + (c * g.H + h) * g.W, g.W * sizeof(T)); });
     };
-    // dx, two ways (chosen by estimated cost; strided convs always scatter):
+    // dx, three ways:
     // * scatter: dcols (K x Qr) = w^T . gz on the grid, each row added
     //   straight into the buffer's gradient at the tap's offset (col2im
     //   fused into the microkernel's store; inner dimension O), then the
     //   buffer's gradient is read back into dx (the adjoint of fill);
     // * flipped (stride 1): dx as a stride-1 conv of the padded gradient
     //   with flipped weights (inner dimension O*kh*kw, but it also
-    //   multiplies the zero border of the padded gradient; needs padding < kernel).
+    //   multiplies the zero border of the padded gradient; needs padding < kernel);
+    // * GEMM + col2im (strided, where the phase grid wastes most).
+    // Stride 1 chooses between the first two by estimated cost.
     const Slide sd(g.O, g.OH, g.OW, g.KH - 1 - g.ph, g.KW - 1 - g.pw, g.KH, g.KW, Tile<T>::NR);
     auto up = [](i64 v, i64 m) { return (v + m - 1) / m * m; };
     const double flip_cost = double(up(g.C, Tile<T>::MR)) * g.O * g.KH * g.KW * sd.Qr;
@@ -271,6 +273,15 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
     T* acc = scratch<T>(kAcc, acc_size * std::max<i64>(chunks, 1));
     std::fill(acc, acc + acc_size * std::max<i64>(chunks, 1), T(0));
 
+    // gz as compact (O x P) planes for the im2col paths: the grid's rows
+    // without their junk columns.
+    auto compact = [&](const T* gzn) -> const T* {
+        T* c = scratch<T>(kTmp2, g.O * P);
+        for (i64 o = 0; o < g.O; ++o)
+            for (i64 h = 0; h < g.OH; ++h)
+                std::memcpy(c + o * P + h * g.OW, gzn + o * Qr + h * grid_row, g.OW * sizeof(T));
+        return c;
+    };
     auto one = [&](i64 n, T* acc_t, bool par) {
         const T* xn = x + n * xs;
         // The gradient on the grid (rows grid_row apart, planes Qr apart),
@@ -297,13 +308,8 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
         } else if (dw) {
             T* cols = scratch<T>(kCols, K * P);
             im2col(g, xn, cols);
-            // gz as compact (O x P) planes: the grid's rows without their junk columns.
-            T* gzc = scratch<T>(kTmp2, g.O * P);
-            for (i64 o = 0; o < g.O; ++o)
-                for (i64 h = 0; h < g.OH; ++h)
-                    std::memcpy(gzc + o * P + h * g.OW, gzn + o * Qr + h * grid_row, g.OW * sizeof(T));
             // dw (O x K) += gz_n (O x P) . cols^T (P x K)
-            gemm<T>(g.O, K, P, T(1), gzc, P, 1, cols, 1, P, T(1), acc_t, K, par);
+            gemm<T>(g.O, K, P, T(1), compact(gzn), P, 1, cols, 1, P, T(1), acc_t, K, par);
         }
         if (dx && s1dx) {
             T* gpad = scratch<T>(kTmp, sd.buf);
@@ -319,12 +325,8 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
                                 g.W * sizeof(T));
         } else if (dx && col2im_dx) {
             // dcols (K x P) = w^T (K x O) . gz_n (O x P), scattered back by col2im.
-            T* gzc = scratch<T>(kTmp2, g.O * P);
-            for (i64 o = 0; o < g.O; ++o)
-                for (i64 h = 0; h < g.OH; ++h)
-                    std::memcpy(gzc + o * P + h * g.OW, gzn + o * Qr + h * grid_row, g.OW * sizeof(T));
             T* dcols = scratch<T>(kTmp, K * P);
-            gemm<T>(K, P, g.O, T(1), w, 1, K, gzc, P, 1, T(0), dcols, P, par);
+            gemm<T>(K, P, g.O, T(1), w, 1, K, compact(gzn), P, 1, T(0), dcols, P, par);
             col2im(g, dcols, dx + n * xs);
         } else if (dx) {
             T* dg = scratch<T>(kTmp, grid_buf);
