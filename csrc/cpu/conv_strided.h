@@ -17,8 +17,10 @@
 //
 // Why not im2col + GEMM (the path before): it writes KH*KW copies of the
 // input per sample, the GEMM packs them again, and col2im scatters K*P
-// values back; the phase buffer is one copy of the (padded) input.
-// Measured on the ResNet-18 shapes in benchmarks/RESULTS.md.
+// values back; the phase buffer is one copy of the (padded) input. conv.h
+// still takes im2col where this grid wastes most (grid_wastes: 4x4 outputs
+// of a 3x3 stride-2 conv sit on a 32-long grid) and for the dw of 1x1
+// strided convs. Measured on the ResNet-18 shapes in benchmarks/RESULTS.md.
 #pragma once
 
 #include <cstring>
