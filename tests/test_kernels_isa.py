@@ -167,7 +167,7 @@ def _all_kernels(seed):
     xi = rng.standard_normal((9, 3, 16, 16)).astype(f32)
     wc = rng.standard_normal((16, 3, 5, 5)).astype(f32)
     bc = rng.standard_normal(16).astype(f32)
-    for s, p in (((1, 1), (2, 2)), ((2, 2), (1, 1))):  # padded-grid and im2col paths
+    for s, p in (((1, 1), (2, 2)), ((2, 2), (1, 1))):  # padded-grid and phase-grid (strided) paths
         yc = C.conv2d_forward(xi, wc, bc, s, p, "tanh")
         out += [yc, *C.conv2d_backward(rng.standard_normal(yc.shape).astype(f32), xi, wc, yc, s, p,
                                        "tanh")]

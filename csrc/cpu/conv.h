@@ -3,9 +3,12 @@
 //
 // Stride 1 (LeNet, most nets) takes the padded-grid path of conv_s1.h: no
 // im2col, the GEMM microkernel reads the padded image in place. Other
-// strides build im2col per sample ((C*kh*kw) x (OH*OW)), so that
-// y[n] (O x OH*OW) = w (O x C*kh*kw) . cols, already in NCHW order, and
-// scatter the input gradient back with col2im.
+// strides (the ResNets' 3x3 and 1x1 stride-2 convs) run the same products
+// on the input's polyphase split (conv_strided.h). im2col
+// ((C*kh*kw) x (OH*OW) per sample, with col2im for dx) remains where that
+// grid wastes most (4x4 outputs of a 3x3 stride-2 conv), for the weight
+// gradient of 1x1 strided convs, and for the weight gradient of an input
+// holding NaN or Inf, where the grids' junk columns would spread it.
 //
 // Samples are spread over threads (dynamic schedule: a preempted thread on
 // a shared machine does not hold the others up); weight gradients go to one
@@ -18,6 +21,7 @@
 
 #include "common.h"
 #include "conv_s1.h"
+#include "conv_strided.h"
 #include "gemm.h"
 #include "isa.h"
 
@@ -88,19 +92,26 @@ void col2im(const ConvGeom& g, const T* __restrict dcols, T* __restrict dx) {
 // Samples whose weight gradients share one accumulator in conv backward.
 constexpr i64 kChunk = 4;
 
+// Whether a strided conv's phase grid of Qr positions per sample (junk
+// columns and tile rounding included) wastes so much on its P real output
+// pixels that im2col + GEMM (+ col2im) is cheaper: layer4's 3x3 stride-2
+// conv has 16 output pixels on a 32-long grid. Measured on the ResNet-18
+// shapes (benchmarks/RESULTS.md); at 8x8 outputs and larger the grid wins.
+inline bool grid_wastes(i64 Qr, i64 P) { return 2 * Qr > 3 * P; }
+
 // Threads for a per-sample loop over N samples of `work` multiply-adds.
 inline int sample_threads(double work, i64 N) {
     return static_cast<int>(std::min<i64>(threads_for(work, 1 << 16), std::max<i64>(N, 1)));
 }
 
 // Stride-1 convs take the padded-grid path of conv_s1.h; other strides
-// build im2col. For every sample, z = conv(x[n], w) (O planes, row stride
-// zrow, plane stride zplane) is computed on one thread, then
+// the phase buffer of conv_strided.h. For every sample, z = conv(x[n], w)
+// (O planes, row stride zrow, plane stride zplane) is computed on one thread, then
 // epilogue(n, z, zplane, zrow) writes the output from it while it is hot
 // (bias, activation, pooling).
 template <class T, class Epilogue>
 void conv_forward_core(const ConvGeom& g, const T* x, const T* w, Epilogue epilogue) {
-    const i64 P = g.P(), K = g.K(), xs = g.C * g.H * g.W;
+    const i64 K = g.K(), xs = g.C * g.H * g.W;
     const int nt = sample_threads(g.macs(), g.N);
     if (g.sh == 1 && g.sw == 1) {
         const Slide s(g.C, g.H, g.W, g.ph, g.pw, g.KH, g.KW, Tile<T>::NR);
@@ -122,20 +133,40 @@ void conv_forward_core(const ConvGeom& g, const T* x, const T* w, Epilogue epilo
         }
         return;
     }
-    auto one = [&](i64 n, bool par) {
-        T* cols = scratch<T>(kCols, K * P);
-        im2col(g, x + n * xs, cols);
-        T* z = scratch<T>(kTmp2, g.O * P);
-        gemm<T>(g.O, P, K, T(1), w, K, 1, cols, P, 1, T(0), z, P, par);
-        epilogue(n, static_cast<const T*>(z), P, g.OW);
-    };
-    if (nt > 1) {
+    // Other strides: the same product on the input's phase buffer
+    // (conv_strided.h), or im2col where that grid wastes most.
+    const Phases s(g, Tile<T>::NR);
+    if (grid_wastes(s.Qr, g.P())) {
+        const i64 P = g.P();
+        auto one = [&](i64 n, bool par) {
+            T* cols = scratch<T>(kCols, K * P);
+            im2col(g, x + n * xs, cols);
+            T* z = scratch<T>(kTmp2, g.O * P);
+            gemm<T>(g.O, P, K, T(1), w, K, 1, cols, P, 1, T(0), z, P, par);
+            epilogue(n, static_cast<const T*>(z), P, g.OW);
+        };
+        if (nt > 1) {
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 2)
 #endif
-        for (i64 n = 0; n < g.N; ++n) one(n, false);
-    } else {
-        for (i64 n = 0; n < g.N; ++n) one(n, true);  // few samples: thread the GEMM instead
+            for (i64 n = 0; n < g.N; ++n) one(n, false);
+        } else {
+            for (i64 n = 0; n < g.N; ++n) one(n, true);  // few samples: thread the GEMM instead
+        }
+        return;
+    }
+    const std::vector<i64> off = s.offsets();
+    std::vector<T> pa(static_cast<std::size_t>(packed_a_size<T>(g.O, K)));
+    pack_a_full<T>(g.O, K, w, K, 1, pa.data());
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 2)
+#endif
+    for (i64 n = 0; n < g.N; ++n) {
+        T* xph = scratch<T>(kCols, s.buf);
+        s.fill(xph, x + n * xs);
+        T* z = scratch<T>(kTmp2, g.O * s.Qr);
+        gemm_offset_b<T>(g.O, s.Qr, K, pa.data(), xph, off.data(), z, s.Qr);
+        epilogue(n, static_cast<const T*>(z), s.Qr, s.Wq);
     }
 }
 
@@ -157,30 +188,43 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
     const double work = g.macs() * ((dx ? 1 : 0) + (dw ? 1 : 0)) + double(g.N) * g.O * P;
     const int nt = sample_threads(work, g.N);
     const bool s1 = g.sh == 1 && g.sw == 1;
+    // The grid the products run on: stride 1, the padded image (conv_s1.h);
+    // other strides, the input's phase buffer (conv_strided.h). Either way
+    // tap (c, i, j) of grid position q reads buffer[off(c, i, j) + q].
     const Slide sx(g.C, g.H, g.W, g.ph, g.pw, g.KH, g.KW, Tile<T>::NR);
+    const Phases sp(g, Tile<T>::NR);
+    const i64 Qr = s1 ? sx.Qr : sp.Qr, grid_row = s1 ? sx.Wp : sp.Wq, grid_buf = s1 ? sx.buf : sp.buf;
+    auto tap_off = [&](i64 c, i64 i, i64 j) { return s1 ? c * sx.plane + i * sx.Wp + j : sp.off(c, i, j); };
+    auto fill = [&](T* buf, const T* xn) {
+        if (!s1) return sp.fill(buf, xn);
+        sx.pad(buf, [&](i64 c, i64 h, T* dst) { std::memcpy(dst, xn + (c * g.H + h) * g.W, g.W * sizeof(T)); });
+    };
+    // dx, three ways:
+    // * scatter: dcols (K x Qr) = w^T . gz on the grid, each row added
+    //   straight into the buffer's gradient at the tap's offset (col2im
+    //   fused into the microkernel's store; inner dimension O), then the
+    //   buffer's gradient is read back into dx (the adjoint of fill);
+    // * flipped (stride 1): dx as a stride-1 conv of the padded gradient
+    //   with flipped weights (inner dimension O*kh*kw, but it also
+    //   multiplies the zero border of the padded gradient; needs padding < kernel);
+    // * GEMM + col2im (strided, where the phase grid wastes most).
+    // Stride 1 chooses between the first two by estimated cost.
     const Slide sd(g.O, g.OH, g.OW, g.KH - 1 - g.ph, g.KW - 1 - g.pw, g.KH, g.KW, Tile<T>::NR);
-    // Stride-1 dx, two ways (chosen by estimated cost):
-    // * scatter: dcols (K x Qr) = w^T . gz on the padded grid, each row added
-    //   straight into the padded input gradient at the tap's offset (col2im
-    //   fused into the microkernel's store; inner dimension O);
-    // * flipped: dx as a stride-1 conv of the padded gradient with flipped
-    //   weights (inner dimension O*kh*kw, but it also multiplies the zero
-    //   border of the padded gradient; needs padding < kernel).
-    // Other strides use GEMM + col2im.
     auto up = [](i64 v, i64 m) { return (v + m - 1) / m * m; };
     const double flip_cost = double(up(g.C, Tile<T>::MR)) * g.O * g.KH * g.KW * sd.Qr;
     const double scatter_cost = double(up(K, Tile<T>::MR)) * sx.Qr * g.O * (1.0 + 8.0 / g.O);
     const bool s1dx = s1 && g.ph < g.KH && g.pw < g.KW && flip_cost < scatter_cost;
-    const bool scatter_dx = s1 && !s1dx;
+    // Strided convs whose phase grid wastes most take GEMM + col2im instead.
+    const bool col2im_dx = !s1 && grid_wastes(sp.Qr, P);
     std::vector<i64> offs;  // tap offsets in (i, j, c) order: a tile's rows are planes apart
     std::vector<T> pas;     // w^T in that order, packed
-    if (dx && scatter_dx) {
+    if (dx && !s1dx && !col2im_dx) {
         std::vector<T> wt(static_cast<std::size_t>(K * g.O));
         offs.resize(static_cast<std::size_t>(K));
         for (i64 i = 0, r = 0; i < g.KH; ++i)
             for (i64 j = 0; j < g.KW; ++j)
                 for (i64 c = 0; c < g.C; ++c, ++r) {
-                    offs[r] = c * sx.plane + i * sx.Wp + j;
+                    offs[r] = tap_off(c, i, j);
                     for (i64 o = 0; o < g.O; ++o) wt[r * g.O + o] = w[((o * g.C + c) * g.KH + i) * g.KW + j];
                 }
         pas.resize(static_cast<std::size_t>(packed_a_size<T>(K, g.O)));
@@ -188,15 +232,21 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
     }
     // Weight gradient by the GEMM microkernel when the output channels fill
     // most of its NR-wide register tile (16 floats with AVX2, 32 with
-    // AVX-512, half for double), else by the direct correlation kernel; the
-    // GEMM one accumulates dw transposed (K x O).
-    // Both stride-1 ways also multiply x at the padded grid's junk columns
-    // (past OW) by a zero gradient, and 0 * NaN is NaN: a dw the reference
-    // keeps finite. An input holding NaN or Inf takes im2col + GEMM instead,
+    // AVX-512, half for double), else, stride 1, by the direct correlation
+    // kernel; the GEMM one accumulates dw transposed (K x O).
+    // Both grid ways also multiply x at the grid's junk columns (past OW)
+    // by a zero gradient, and 0 * NaN is NaN: a dw the reference keeps
+    // finite. An input holding NaN or Inf takes im2col + GEMM instead,
     // which reads only the taps of real output pixels (one pass over x decides).
-    const bool dw_on_grid = dw && s1 && all_finite(x, g.N * xs);
-    const bool dw_by_gemm = dw_on_grid && g.O * 4 >= Tile<T>::NR * 3;
-    const std::vector<i64> offx = dw_by_gemm ? sx.offsets() : std::vector<i64>();
+    // The 1x1 strided convs and the wasteful strided grids (grid_wastes)
+    // take that per-sample im2col too (measured faster: a 1x1 conv's im2col
+    // is the same strided gather as its phase buffer, and the product then
+    // reads its inner dimension contiguously without repacking the gradient).
+    const bool dw_im2col = !s1 && (g.KH * g.KW == 1 || grid_wastes(sp.Qr, P));
+    const bool dw_on_grid = dw && !dw_im2col && all_finite(x, g.N * xs);
+    const bool dw_by_gemm = dw_on_grid && (!s1 || g.O * 4 >= Tile<T>::NR * 3);
+    std::vector<i64> offx;
+    if (dw_by_gemm) offx = s1 ? sx.offsets() : sp.offsets();
     std::vector<i64> offd;
     std::vector<T> paf;  // w flipped and transposed to (C, O, KH, KW), packed
     if (dx && s1dx) {
@@ -223,52 +273,48 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
     T* acc = scratch<T>(kAcc, acc_size * std::max<i64>(chunks, 1));
     std::fill(acc, acc + acc_size * std::max<i64>(chunks, 1), T(0));
 
-    // gz as compact (O x P) planes for the im2col paths: the stride-1 grid's
-    // padded-width rows copied without their junk columns.
-    auto compact = [&](const T* gzn, i64 zplane, i64 zrow) -> const T* {
-        if (!s1) return gzn;
+    // gz as compact (O x P) planes for the im2col paths: the grid's rows
+    // without their junk columns.
+    auto compact = [&](const T* gzn) -> const T* {
         T* c = scratch<T>(kTmp2, g.O * P);
         for (i64 o = 0; o < g.O; ++o)
             for (i64 h = 0; h < g.OH; ++h)
-                std::memcpy(c + o * P + h * g.OW, gzn + o * zplane + h * zrow, g.OW * sizeof(T));
+                std::memcpy(c + o * P + h * g.OW, gzn + o * Qr + h * grid_row, g.OW * sizeof(T));
         return c;
     };
     auto one = [&](i64 n, T* acc_t, bool par) {
         const T* xn = x + n * xs;
-        // The gradient on the grid its consumers read: padded-width rows on the
-        // stride-1 path, compact planes otherwise.
-        const i64 zplane = s1 ? sx.Qr : P, zrow = s1 ? sx.Wp : g.OW;
-        T* gzn = scratch<T>(kGrad, g.O * zplane);
-        std::memset(gzn, 0, g.O * zplane * sizeof(T));
-        gz(n, gzn, zplane, zrow);
+        // The gradient on the grid (rows grid_row apart, planes Qr apart),
+        // zero at the junk columns.
+        T* gzn = scratch<T>(kGrad, g.O * Qr);
+        std::memset(gzn, 0, g.O * Qr * sizeof(T));
+        gz(n, gzn, Qr, grid_row);
         if (db) {
             T* dbt = acc_t + (dw ? g.O * K : 0);
-            for (i64 o = 0; o < g.O; ++o) dbt[o] += sum_span(gzn + o * zplane, zplane);
+            for (i64 o = 0; o < g.O; ++o) dbt[o] += sum_span(gzn + o * Qr, Qr);
         }
         if (dw_on_grid) {
-            T* xpad = scratch<T>(kCols, sx.buf);
-            sx.pad(xpad, [&](i64 c, i64 h, T* dst) {
-                std::memcpy(dst, xn + (c * g.H + h) * g.W, g.W * sizeof(T));
-            });
+            T* xg = scratch<T>(kCols, grid_buf);
+            fill(xg, xn);
             if (dw_by_gemm) {
-                // dw^T (K x O) += im2col(xpad) (K x Qr) . gz^T (Qr x O): the
-                // microkernel reads each im2col row in place from xpad.
-                T* pg = scratch<T>(kTmp2, packed_b_size<T>(sx.Qr, g.O));
-                pack_b_full<T>(sx.Qr, g.O, gzn, 1, zplane, pg);
-                gemm_offset_a<T>(K, g.O, sx.Qr, xpad, offx.data(), pg, T(1), acc_t, g.O);
+                // dw^T (K x O) += im2col(xg) (K x Qr) . gz^T (Qr x O): the
+                // microkernel reads each im2col row in place from xg.
+                T* pg = scratch<T>(kTmp2, packed_b_size<T>(Qr, g.O));
+                pack_b_full<T>(Qr, g.O, gzn, 1, Qr, pg);
+                gemm_offset_a<T>(K, g.O, Qr, xg, offx.data(), pg, T(1), acc_t, g.O);
             } else {
-                dw_accumulate(sx, g.O, static_cast<const T*>(gzn), static_cast<const T*>(xpad), acc_t);
+                dw_accumulate(sx, g.O, static_cast<const T*>(gzn), static_cast<const T*>(xg), acc_t);
             }
         } else if (dw) {
             T* cols = scratch<T>(kCols, K * P);
             im2col(g, xn, cols);
             // dw (O x K) += gz_n (O x P) . cols^T (P x K)
-            gemm<T>(g.O, K, P, T(1), compact(gzn, zplane, zrow), P, 1, cols, 1, P, T(1), acc_t, K, par);
+            gemm<T>(g.O, K, P, T(1), compact(gzn), P, 1, cols, 1, P, T(1), acc_t, K, par);
         }
         if (dx && s1dx) {
             T* gpad = scratch<T>(kTmp, sd.buf);
             sd.pad(gpad, [&](i64 o, i64 h, T* dst) {
-                std::memcpy(dst, gzn + o * zplane + h * zrow, g.OW * sizeof(T));
+                std::memcpy(dst, gzn + o * Qr + h * grid_row, g.OW * sizeof(T));
             });
             T* zd = scratch<T>(kTmp2, g.C * sd.Qr);
             slide_product(sd, g.C, paf.data(), offd.data(), gpad, zd);
@@ -277,21 +323,24 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
                 for (i64 h = 0; h < g.H; ++h)
                     std::memcpy(dxn + (c * g.H + h) * g.W, zd + c * sd.Qr + h * sd.Wp,
                                 g.W * sizeof(T));
-        } else if (dx && scatter_dx) {
-            T* dxpad = scratch<T>(kTmp, sx.buf);
-            std::memset(dxpad, 0, sx.buf * sizeof(T));
-            gemm_scatter_add<T>(K, sx.Qr, g.O, pas.data(), gzn, zplane, dxpad, offs.data());
-            T* dxn = dx + n * xs;
-            for (i64 c = 0; c < g.C; ++c)
-                for (i64 h = 0; h < g.H; ++h)
-                    std::memcpy(dxn + (c * g.H + h) * g.W, dxpad + c * sx.plane + (h + g.ph) * sx.Wp + g.pw,
-                                g.W * sizeof(T));
-        } else if (dx) {
-            const T* gzc = compact(gzn, zplane, zrow);
+        } else if (dx && col2im_dx) {
             // dcols (K x P) = w^T (K x O) . gz_n (O x P), scattered back by col2im.
             T* dcols = scratch<T>(kTmp, K * P);
-            gemm<T>(K, P, g.O, T(1), w, 1, K, gzc, P, 1, T(0), dcols, P, par);
+            gemm<T>(K, P, g.O, T(1), w, 1, K, compact(gzn), P, 1, T(0), dcols, P, par);
             col2im(g, dcols, dx + n * xs);
+        } else if (dx) {
+            T* dg = scratch<T>(kTmp, grid_buf);
+            std::memset(dg, 0, grid_buf * sizeof(T));
+            gemm_scatter_add<T>(K, Qr, g.O, pas.data(), gzn, Qr, dg, offs.data());
+            T* dxn = dx + n * xs;
+            if (!s1) {
+                sp.gather(static_cast<const T*>(dg), dxn);
+            } else {
+                for (i64 c = 0; c < g.C; ++c)
+                    for (i64 h = 0; h < g.H; ++h)
+                        std::memcpy(dxn + (c * g.H + h) * g.W, dg + c * sx.plane + (h + g.ph) * sx.Wp + g.pw,
+                                    g.W * sizeof(T));
+            }
         }
     };
     const bool par = nt <= 1;  // one thread over samples: let the GEMMs thread instead
