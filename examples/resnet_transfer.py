@@ -39,9 +39,12 @@ def parse_args(argv=None):
     p = example_parser(__doc__, "resnet_transfer")
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "cifar-10"])
     p.add_argument("--k", default="5,20,100", help="examples per target class, comma-separated")
-    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=30, help="optimizer steps of every target run")
     p.add_argument("--pretrain-steps", type=int, default=150)
+    p.add_argument("--backbone-swaps", action="store_true",
+                   help="rerun every transfer run on the next seed's backbone for the backbone's share "
+                        "of the spread (backbone_std); doubles the runtime")
     p.add_argument("--source-images", type=int, default=5000, help="source training images (class-balanced)")
     p.add_argument("--test-images", type=int, default=1000, help="target test images (class-balanced)")
     return p.parse_args(argv)
@@ -73,6 +76,7 @@ def main(argv=None):
                 steps=args.steps, batch_size=64, lr=0.01,
                 lr_by_strategy={"features:head=mlp1024d0.5,opt=adam": 1e-3},
                 pretrain_steps=args.pretrain_steps, pretrain_epochs=None, pretrain_lr=0.05,
+                backbone_swaps=args.backbone_swaps,
                 transform=transform, cache_dir=os.path.join(args.out, "pretrained"))
     results = run(grid, out_dir=args.out, plots=not args.quick)
     print(f"\n{MODEL} (small_input) on {args.dataset}, {len(source.train)} source images, "

@@ -270,8 +270,9 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
     const i64 chunks = (g.N + kChunk - 1) / kChunk;
     // From the calling thread's scratch (shared with the team): a fresh
     // vector this size would be mmap'ed and page-faulted on every call.
+    // Each chunk's accumulator is zeroed by the thread that fills it, while it
+    // goes into that thread's cache.
     T* acc = scratch<T>(kAcc, acc_size * std::max<i64>(chunks, 1));
-    std::fill(acc, acc + acc_size * std::max<i64>(chunks, 1), T(0));
 
     // gz as compact (O x P) planes for the im2col paths: the grid's rows
     // without their junk columns.
@@ -347,14 +348,37 @@ void conv_backward_core(const ConvGeom& g, const T* x, const T* w, GZ gz, T* dx,
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
 #endif
-    for (i64 ch = 0; ch < chunks; ++ch)
+    for (i64 ch = 0; ch < chunks; ++ch) {
+        std::fill(acc + ch * acc_size, acc + (ch + 1) * acc_size, T(0));
         for (i64 n = ch * kChunk; n < std::min(g.N, (ch + 1) * kChunk); ++n)
             one(n, acc + ch * acc_size, par);
-    // Sum the chunk accumulators into the outputs, in chunk order.
+    }
+    // Sum the chunk accumulators into chunk 0's, in chunk order: per element
+    // ((0 + a0) + a1) + ..., the same additions in the same order whatever
+    // the thread count. Blocks of elements stay in L1 while each chunk's
+    // block streams past (reading the chunks element by element instead,
+    // chunks strides apart, cost milliseconds on the wide late layers,
+    // whose 16 accumulators of O*K weights are ~9 MB), and threads split the blocks.
     const i64 nw = dw ? g.O * K : 0;
+    if (chunks == 0) std::fill(acc, acc + acc_size, T(0));  // no samples: zero gradients
+    constexpr i64 kSumBlock = 1024;
+    const i64 blocks = (acc_size + kSumBlock - 1) / kSumBlock;
+    const int nts = static_cast<int>(std::min<i64>(threads_for(double(acc_size) * chunks, 1 << 16),
+                                                   std::max<i64>(blocks, 1)));
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nts) if (nts > 1) schedule(static)
+#endif
+    for (i64 b = 0; b < blocks; ++b) {
+        const i64 lo = b * kSumBlock, hi = std::min(acc_size, lo + kSumBlock);
+        T* __restrict total = acc + lo;
+        for (i64 i = 0; i < hi - lo; ++i) total[i] = T(0) + total[i];
+        for (i64 ch = 1; ch < chunks; ++ch) {
+            const T* __restrict a = acc + ch * acc_size + lo;
+            for (i64 i = 0; i < hi - lo; ++i) total[i] += a[i];
+        }
+    }
     for (i64 i = 0; i < acc_size; ++i) {
-        T sum = T(0);
-        for (i64 ch = 0; ch < chunks; ++ch) sum += acc[ch * acc_size + i];
+        const T sum = acc[i];
         if (i >= nw)
             db[i - nw] = sum;
         else if (dw_by_gemm)
