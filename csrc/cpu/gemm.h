@@ -73,6 +73,15 @@ template <class T>
 void gemm_offset_a(i64 M, i64 N, i64 K, const T* base, const i64* off, const T* pb, T beta, T* C,
                    i64 ldc);
 
+// The nb products A_s . B_s (A_s's rows at bases[s] + off[i], B_s packed at
+// pbs[s]) summed into C: C = beta * C + A_0 . B_0, then C += A_s . B_s in
+// order s = 1, 2, ...: bit for bit nb calls of gemm_offset_a, but each
+// register tile of C takes all nb products while it is in L1, instead of all
+// of C streaming through the caches once per product.
+template <class T>
+void gemm_offset_a_sum(i64 M, i64 N, i64 K, i64 nb, const T* const* bases, const i64* off,
+                       const T* const* pbs, T beta, T* C, i64 ldc);
+
 // base[off[i] + j] += (A . B)(i, j) for i < M, j < N: A (M x K) packed by
 // pack_a_full, B (K x N) with row stride ldb read in place (rows padded to
 // the register tile). Rows are added one after another, so overlapping

@@ -426,20 +426,28 @@ void pack_b_full(i64 K, i64 N, const T* B, i64 rsB, i64 csB, T* out) {
 }
 
 template <class T>
-void gemm_offset_a(i64 M, i64 N, i64 K, const T* base, const i64* off, const T* pb, T beta, T* C,
-                   i64 ldc) {
+void gemm_offset_a_sum(i64 M, i64 N, i64 K, i64 nb, const T* const* bases, const i64* off,
+                       const T* const* pbs, T beta, T* C, i64 ldc) {
     using namespace gemm_detail;
     constexpr int MR = Tile<T>::MR, NR = Tile<T>::NR;
     for (i64 i0 = 0; i0 < M; i0 += MR) {
         const int mr = static_cast<int>(std::min<i64>(MR, M - i0));
-        OffsetA<T> a;
-        for (int i = 0; i < MR; ++i) a.row[i] = base + off[i0 + std::min(i, mr - 1)];
         for (i64 j0 = 0; j0 < N; j0 += NR) {
             const int nr = static_cast<int>(std::min<i64>(NR, N - j0));
-            micro<T>(K, a, PackedB<T>{pb + j0 * K}, PlainC<T>{C + i0 * ldc + j0, ldc}, T(1), beta, mr,
-                     nr);
+            for (i64 s = 0; s < nb; ++s) {
+                OffsetA<T> a;
+                for (int i = 0; i < MR; ++i) a.row[i] = bases[s] + off[i0 + std::min(i, mr - 1)];
+                micro<T>(K, a, PackedB<T>{pbs[s] + j0 * K}, PlainC<T>{C + i0 * ldc + j0, ldc}, T(1),
+                         s == 0 ? beta : T(1), mr, nr);
+            }
         }
     }
+}
+
+template <class T>
+void gemm_offset_a(i64 M, i64 N, i64 K, const T* base, const i64* off, const T* pb, T beta, T* C,
+                   i64 ldc) {
+    gemm_offset_a_sum<T>(M, N, K, 1, &base, off, &pb, beta, C, ldc);
 }
 
 template <class T>
